@@ -1,0 +1,471 @@
+"""The embedded control plane: upstream etcd, kube-apiserver and kube-controller-manager on loopback.
+
+Two profiles. `hardened` meets the practices kubeproof checks; `insecure` turns each of them off or
+weakens it, so the suite can prove it notices. The suite owns this cluster and may write to it; it
+never writes to a cluster it audits.
+
+Every process is started in its own session (so a Ctrl-C reaches kubeproof, which stops them in
+order) and with a parent-death signal (so even a killed kubeproof leaves nothing running)."""
+
+from __future__ import annotations
+
+import base64
+import ctypes
+import json
+import os
+import secrets
+import shutil
+import signal
+import socket
+import ssl
+import subprocess
+import tempfile
+import time
+import urllib.error
+import urllib.request
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import yaml
+
+from kubeproof.controlplane.build import Binaries, ensure_built
+from kubeproof.controlplane.pki import KeyPair, Pki
+
+PROFILES = ("hardened", "insecure")
+ENCRYPTION_MODES = ("aescbc", "identity-first", "none")
+SERVICE_CIDR = "10.0.0.0/24"
+READY_TIMEOUT = 90.0
+STOP_GRACE = 5.0
+# Namespaces the hardened profile labels and isolates, because the API server makes them itself.
+SYSTEM_NAMESPACES = ("default", "kube-system", "kube-public", "kube-node-lease")
+
+_PR_SET_PDEATHSIG = 1
+
+
+class ControlPlaneError(RuntimeError):
+    pass
+
+
+def _die_with_parent() -> None:
+    libc = ctypes.CDLL("libc.so.6", use_errno=True)
+    libc.prctl(_PR_SET_PDEATHSIG, signal.SIGKILL)
+
+
+def _json_or_text(payload: bytes) -> dict:
+    try:
+        answer = json.loads(payload or b"{}")
+    except ValueError:
+        return {"message": payload.decode(errors="replace")[:500]}
+    return answer if isinstance(answer, dict) else {"value": answer}
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+@dataclass
+class Settings:
+    """What differs between profiles. Each field is one practice the suite proves."""
+
+    anonymous_auth: bool
+    authorization_modes: tuple[str, ...]
+    admission_enabled: tuple[str, ...]
+    admission_disabled: tuple[str, ...]
+    encryption: str  # one of ENCRYPTION_MODES
+    audit_log: bool
+    label_namespaces: bool  # hardened: Pod Security labels and default-deny on the built-in namespaces
+
+    @classmethod
+    def for_profile(cls, profile: str) -> "Settings":
+        if profile == "hardened":
+            return cls(
+                anonymous_auth=False,
+                authorization_modes=("Node", "RBAC"),
+                admission_enabled=("NodeRestriction", "PodSecurity"),
+                admission_disabled=(),
+                encryption="aescbc",
+                audit_log=True,
+                label_namespaces=True,
+            )
+        if profile == "insecure":
+            return cls(
+                anonymous_auth=True,
+                authorization_modes=("AlwaysAllow",),
+                admission_enabled=(),
+                admission_disabled=("PodSecurity",),
+                encryption="identity-first",
+                audit_log=False,
+                label_namespaces=False,
+            )
+        raise ControlPlaneError(f"unknown profile {profile!r}; expected one of {', '.join(PROFILES)}")
+
+
+@dataclass
+class _Process:
+    name: str
+    popen: subprocess.Popen
+    log: Path
+
+
+@dataclass
+class EmbeddedCluster:
+    """One embedded control plane. Use as a context manager, or call start() and stop()."""
+
+    profile: str = "hardened"
+    workdir: Path | None = None
+    settings: Settings | None = None
+    binaries: Binaries | None = None
+    processes: list[_Process] = field(default_factory=list)
+
+    def __post_init__(self) -> None:
+        if self.settings is None:
+            self.settings = Settings.for_profile(self.profile)
+        self._owns_workdir = self.workdir is None
+        self.workdir = Path(self.workdir or tempfile.mkdtemp(prefix="kubeproof-cp-"))
+        self.started_seconds: float | None = None
+        self.apiserver_flags: dict[str, str] = {}
+        self.etcd_flags: dict[str, str] = {}
+        self.controller_manager_flags: dict[str, str] = {}
+
+    # -- public facts the suite reads about its own cluster ---------------------------------------
+    @property
+    def server(self) -> str:
+        return f"https://127.0.0.1:{self.apiserver_port}"
+
+    @property
+    def etcd_endpoint(self) -> str:
+        return f"https://127.0.0.1:{self.etcd_port}"
+
+    @property
+    def kubeconfig(self) -> Path:
+        return self.workdir / "admin.kubeconfig"
+
+    @property
+    def encryption_config_path(self) -> Path | None:
+        path = self.apiserver_flags.get("encryption-provider-config")
+        return Path(path) if path else None
+
+    @property
+    def audit_log_path(self) -> Path | None:
+        path = self.apiserver_flags.get("audit-log-path")
+        return Path(path) if path else None
+
+    # -- lifecycle --------------------------------------------------------------------------------
+    def __enter__(self) -> "EmbeddedCluster":
+        self.start()
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.stop()
+
+    def start(self) -> "EmbeddedCluster":
+        try:
+            self.binaries = self.binaries or ensure_built()
+            began = time.monotonic()
+            self._make_pki()
+            self.etcd_port, self.etcd_peer_port = free_port(), free_port()
+            self.apiserver_port, self.controller_manager_port = free_port(), free_port()
+            self._start_etcd()
+            self._wait_for_etcd()
+            self._start_apiserver()
+            self._wait_for_apiserver()
+            self._start_controller_manager()
+            self._wait_for_default_service_account()
+            if self.settings.label_namespaces:
+                self._harden_builtin_namespaces()
+            self.started_seconds = time.monotonic() - began
+        except BaseException:
+            self.stop()
+            raise
+        return self
+
+    def restart_apiserver(self, encryption: str) -> None:
+        """Restarts only the API server with another encryption mode, keeping etcd's data: this is
+        how a cluster that turned encryption on late still holds secrets written in plain text."""
+        self.settings.encryption = encryption
+        for process in [p for p in self.processes if p.name in ("kube-controller-manager", "kube-apiserver")]:
+            self._stop_process(process)
+            self.processes.remove(process)
+        self._start_apiserver()
+        self._wait_for_apiserver()
+        self._start_controller_manager()
+
+    def stop(self) -> None:
+        # Reverse order: an API server whose etcd is gone can ignore SIGTERM for a long time.
+        for process in reversed(self.processes):
+            self._stop_process(process)
+        self.processes.clear()
+        if self._owns_workdir and self.workdir and os.environ.get("KUBEPROOF_KEEP_CONTROLPLANE") != "1":
+            shutil.rmtree(self.workdir, ignore_errors=True)
+
+    def _stop_process(self, process: _Process) -> None:
+        if process.popen.poll() is not None:
+            return
+        process.popen.send_signal(signal.SIGTERM)
+        try:
+            process.popen.wait(STOP_GRACE)
+        except subprocess.TimeoutExpired:
+            process.popen.kill()
+            process.popen.wait(STOP_GRACE)
+
+    # -- set-up -----------------------------------------------------------------------------------
+    def _make_pki(self) -> None:
+        pki = Pki(self.workdir / "pki")
+        loopback = ("127.0.0.1", "localhost")
+        self.ca = pki.ca
+        self.etcd_server = pki.issue("etcd-server", "etcd", server=True, client=True, hosts=loopback)
+        self.etcd_client = pki.issue("apiserver-etcd-client", "kube-apiserver-etcd-client", client=True)
+        self.apiserver_serving = pki.issue(
+            "apiserver", "kube-apiserver", server=True,
+            hosts=loopback + ("10.0.0.1", "kubernetes", "kubernetes.default", "kubernetes.default.svc"),
+        )
+        self.admin = pki.issue("admin", "kubeproof-admin", organization="system:masters", client=True)
+        self.controller_manager_client = pki.issue(
+            "controller-manager", "system:kube-controller-manager", client=True
+        )
+        self.service_account = pki.service_account_keys()
+
+    def _spawn(self, name: str, argv: list[str]) -> None:
+        log = self.workdir / f"{name}.log"
+        with open(log, "ab") as out:
+            popen = subprocess.Popen(
+                argv, stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
+                start_new_session=True, preexec_fn=_die_with_parent, close_fds=True,
+            )
+        self.processes.append(_Process(name, popen, log))
+
+    def _start_etcd(self) -> None:
+        peer = f"https://127.0.0.1:{self.etcd_peer_port}"
+        self.etcd_flags = {
+            "name": "kubeproof",
+            "data-dir": str(self.workdir / "etcd-data"),
+            "listen-client-urls": self.etcd_endpoint,
+            "advertise-client-urls": self.etcd_endpoint,
+            "listen-peer-urls": peer,
+            "initial-advertise-peer-urls": peer,
+            "initial-cluster": f"kubeproof={peer}",
+            "cert-file": str(self.etcd_server.cert),
+            "key-file": str(self.etcd_server.key),
+            "client-cert-auth": "true",
+            "trusted-ca-file": str(self.ca.cert),
+            "peer-cert-file": str(self.etcd_server.cert),
+            "peer-key-file": str(self.etcd_server.key),
+            "peer-client-cert-auth": "true",
+            "peer-trusted-ca-file": str(self.ca.cert),
+            "log-level": "error",
+            # A throw-away cluster on loopback: durability is not worth the fsync latency here.
+            "unsafe-no-fsync": "true",
+        }
+        self._spawn("etcd", [str(self.binaries.etcd)] + [f"--{k}={v}" for k, v in self.etcd_flags.items()])
+
+    def _write_encryption_config(self) -> Path | None:
+        mode = self.settings.encryption
+        if mode == "none":
+            return None
+        key_file = self.workdir / "encryption-key"
+        if not key_file.exists():
+            key_file.write_text(base64.b64encode(secrets.token_bytes(32)).decode())
+            key_file.chmod(0o600)
+        aescbc = {"aescbc": {"keys": [{"name": "key1", "secret": key_file.read_text()}]}}
+        identity = {"identity": {}}
+        providers = [aescbc, identity] if mode == "aescbc" else [identity, aescbc]
+        config = {
+            "apiVersion": "apiserver.config.k8s.io/v1",
+            "kind": "EncryptionConfiguration",
+            "resources": [{"resources": ["secrets"], "providers": providers}],
+        }
+        path = self.workdir / f"encryption-{mode}.yaml"
+        path.write_text(yaml.safe_dump(config))
+        path.chmod(0o600)
+        return path
+
+    def _write_audit_policy(self) -> Path:
+        policy = {
+            "apiVersion": "audit.k8s.io/v1",
+            "kind": "Policy",
+            "omitStages": ["RequestReceived"],
+            "rules": [
+                # Secret, ConfigMap and token payloads must never land in the audit log.
+                {"level": "Metadata", "resources": [
+                    {"group": "", "resources": ["secrets", "configmaps", "serviceaccounts/token"]},
+                    {"group": "authentication.k8s.io", "resources": ["tokenreviews"]},
+                ]},
+                {"level": "Metadata"},
+            ],
+        }
+        path = self.workdir / "audit-policy.yaml"
+        path.write_text(yaml.safe_dump(policy))
+        return path
+
+    def _start_apiserver(self) -> None:
+        s = self.settings
+        flags = {
+            "etcd-servers": self.etcd_endpoint,
+            "etcd-cafile": str(self.ca.cert),
+            "etcd-certfile": str(self.etcd_client.cert),
+            "etcd-keyfile": str(self.etcd_client.key),
+            "bind-address": "127.0.0.1",
+            "advertise-address": "127.0.0.1",
+            "secure-port": str(self.apiserver_port),
+            "cert-dir": str(self.workdir / "apiserver-certs"),
+            "tls-cert-file": str(self.apiserver_serving.cert),
+            "tls-private-key-file": str(self.apiserver_serving.key),
+            "client-ca-file": str(self.ca.cert),
+            "service-account-key-file": str(self.service_account.cert),
+            "service-account-signing-key-file": str(self.service_account.key),
+            "service-account-issuer": "https://kubernetes.default.svc",
+            "service-account-lookup": "true",
+            "service-cluster-ip-range": SERVICE_CIDR,
+            # On loopback with one API server there is no endpoint to reconcile.
+            "endpoint-reconciler-type": "none",
+            "anonymous-auth": str(s.anonymous_auth).lower(),
+            "authorization-mode": ",".join(s.authorization_modes),
+            "profiling": "false",
+        }
+        if s.admission_enabled:
+            flags["enable-admission-plugins"] = ",".join(s.admission_enabled)
+        if s.admission_disabled:
+            flags["disable-admission-plugins"] = ",".join(s.admission_disabled)
+        encryption_config = self._write_encryption_config()
+        if encryption_config:
+            flags["encryption-provider-config"] = str(encryption_config)
+        if s.audit_log:
+            flags.update({
+                "audit-policy-file": str(self._write_audit_policy()),
+                "audit-log-path": str(self.workdir / "audit.log"),
+                "audit-log-maxage": "30",
+                "audit-log-maxbackup": "10",
+                "audit-log-maxsize": "100",
+            })
+        self.apiserver_flags = flags
+        self._spawn("kube-apiserver", [str(self.binaries.apiserver)] + [f"--{k}={v}" for k, v in flags.items()])
+
+    def _write_kubeconfig(self, path: Path, user: str, pair: KeyPair) -> Path:
+        config = {
+            "apiVersion": "v1",
+            "kind": "Config",
+            "clusters": [{"name": "local", "cluster": {"server": self.server, "certificate-authority": str(self.ca.cert)}}],
+            "users": [{"name": user, "user": {"client-certificate": str(pair.cert), "client-key": str(pair.key)}}],
+            "contexts": [{"name": "local", "context": {"cluster": "local", "user": user}}],
+            "current-context": "local",
+        }
+        path.write_text(yaml.safe_dump(config))
+        path.chmod(0o600)
+        return path
+
+    def _start_controller_manager(self) -> None:
+        kubeconfig = self._write_kubeconfig(
+            self.workdir / "controller-manager.kubeconfig", "controller-manager", self.controller_manager_client
+        )
+        self.controller_manager_flags = {
+            "kubeconfig": str(kubeconfig),
+            "authentication-kubeconfig": str(kubeconfig),
+            "authorization-kubeconfig": str(kubeconfig),
+            "bind-address": "127.0.0.1",
+            "secure-port": str(self.controller_manager_port),
+            "cert-dir": str(self.workdir / "controller-manager-certs"),
+            "service-account-private-key-file": str(self.service_account.key),
+            "root-ca-file": str(self.ca.cert),
+            "use-service-account-credentials": "true",
+            "cluster-signing-cert-file": str(self.ca.cert),
+            "cluster-signing-key-file": str(self.ca.key),
+            "service-cluster-ip-range": SERVICE_CIDR,
+            "leader-elect": "false",
+            "profiling": "false",
+        }
+        self._spawn(
+            "kube-controller-manager",
+            [str(self.binaries.controller_manager)] + [f"--{k}={v}" for k, v in self.controller_manager_flags.items()],
+        )
+
+    # -- readiness --------------------------------------------------------------------------------
+    def _tls_context(self, client: KeyPair) -> ssl.SSLContext:
+        context = ssl.create_default_context(cafile=str(self.ca.cert))
+        context.load_cert_chain(str(client.cert), str(client.key))
+        return context
+
+    def _check_alive(self) -> None:
+        for process in self.processes:
+            if process.popen.poll() is not None:
+                tail = process.log.read_text(errors="replace")[-3000:] if process.log.exists() else ""
+                raise ControlPlaneError(f"{process.name} exited with status {process.popen.returncode}:\n{tail}")
+
+    def _poll(self, what: str, probe, timeout: float = READY_TIMEOUT) -> None:
+        deadline = time.monotonic() + timeout
+        last = "no answer yet"
+        while time.monotonic() < deadline:
+            self._check_alive()
+            try:
+                if probe():
+                    return
+            except (OSError, urllib.error.URLError, ssl.SSLError, ValueError) as error:
+                last = str(error)
+            time.sleep(0.2)
+        raise ControlPlaneError(f"{what} not ready after {timeout:.0f} s (last: {last})")
+
+    def _wait_for_etcd(self) -> None:
+        context = self._tls_context(self.etcd_client)
+
+        def healthy() -> bool:
+            with urllib.request.urlopen(f"{self.etcd_endpoint}/health", context=context, timeout=2) as response:
+                return json.loads(response.read()).get("health") == "true"
+
+        self._poll("etcd", healthy)
+
+    def api_request(self, method: str, path: str, body: dict | None = None) -> tuple[int, dict]:
+        """An admin request to the embedded API server; for set-up and for tests that seed it."""
+        data = json.dumps(body).encode() if body is not None else None
+        content_type = "application/merge-patch+json" if method == "PATCH" else "application/json"
+        request = urllib.request.Request(
+            f"{self.server}{path}", data=data, method=method, headers={"Content-Type": content_type}
+        )
+        try:
+            with urllib.request.urlopen(request, context=self._tls_context(self.admin), timeout=30) as response:
+                return response.status, _json_or_text(response.read())
+        except urllib.error.HTTPError as error:
+            return error.code, _json_or_text(error.read())
+
+    def _wait_for_apiserver(self) -> None:
+        def ready() -> bool:
+            status, _ = self.api_request("GET", "/readyz")
+            return status == 200
+
+        self._poll("kube-apiserver", ready)
+        self._write_kubeconfig(self.kubeconfig, "kubeproof-admin", self.admin)
+
+    def _wait_for_default_service_account(self) -> None:
+        # Pods (and their server-side dry-runs) are refused until the default ServiceAccount exists.
+        def present() -> bool:
+            status, _ = self.api_request("GET", "/api/v1/namespaces/default/serviceaccounts/default")
+            return status == 200
+
+        self._poll("kube-controller-manager (default ServiceAccount)", present)
+
+    def _harden_builtin_namespaces(self) -> None:
+        for namespace in SYSTEM_NAMESPACES:
+            self.api_request("PATCH", f"/api/v1/namespaces/{namespace}", {"metadata": {"labels": {
+                "pod-security.kubernetes.io/enforce": "restricted",
+                "pod-security.kubernetes.io/warn": "restricted",
+                "pod-security.kubernetes.io/audit": "restricted",
+            }}})
+            status, answer = self.api_request(
+                "POST", f"/apis/networking.k8s.io/v1/namespaces/{namespace}/networkpolicies",
+                {"apiVersion": "networking.k8s.io/v1", "kind": "NetworkPolicy",
+                 "metadata": {"name": "default-deny-all"},
+                 "spec": {"podSelector": {}, "policyTypes": ["Ingress", "Egress"]}},
+            )
+            if status not in (201, 409):
+                raise ControlPlaneError(f"could not isolate namespace {namespace}: {status} {answer.get('message')}")
+
+    def describe(self) -> dict:
+        return {
+            "profile": self.profile,
+            "server": self.server,
+            "kubeconfig": str(self.kubeconfig),
+            "etcd": self.etcd_endpoint,
+            "kubernetes": self.binaries.kubernetes_version if self.binaries else None,
+            "etcd_version": self.binaries.etcd_version if self.binaries else None,
+            "started_seconds": round(self.started_seconds or 0, 2),
+        }
