@@ -76,6 +76,7 @@ class Settings:
     encryption: str  # one of ENCRYPTION_MODES
     audit_log: bool
     label_namespaces: bool  # hardened: Pod Security labels and default-deny on the built-in namespaces
+    seed_rbac_violations: bool = False  # insecure: a wildcard role, a stray cluster-admin, an anonymous grant
 
     @classmethod
     def for_profile(cls, profile: str) -> "Settings":
@@ -92,12 +93,14 @@ class Settings:
         if profile == "insecure":
             return cls(
                 anonymous_auth=True,
-                authorization_modes=("AlwaysAllow",),
+                # Not AlwaysAllow: the API server turns anonymous auth off by itself under AlwaysAllow.
+                authorization_modes=("RBAC",),
                 admission_enabled=(),
                 admission_disabled=("PodSecurity",),
                 encryption="identity-first",
                 audit_log=False,
                 label_namespaces=False,
+                seed_rbac_violations=True,
             )
         raise ControlPlaneError(f"unknown profile {profile!r}; expected one of {', '.join(PROFILES)}")
 
@@ -175,6 +178,10 @@ class EmbeddedCluster:
             self._wait_for_default_service_account()
             if self.settings.label_namespaces:
                 self._harden_builtin_namespaces()
+            self._write_canary_secret()
+            if self.settings.seed_rbac_violations:
+                self._seed_rbac_violations()
+            self.save_state()
             self.started_seconds = time.monotonic() - began
         except BaseException:
             self.stop()
@@ -191,6 +198,7 @@ class EmbeddedCluster:
         self._start_apiserver()
         self._wait_for_apiserver()
         self._start_controller_manager()
+        self.save_state()
 
     def stop(self) -> None:
         # Reverse order: an API server whose etcd is gone can ignore SIGTERM for a long time.
@@ -323,6 +331,8 @@ class EmbeddedCluster:
             "anonymous-auth": str(s.anonymous_auth).lower(),
             "authorization-mode": ",".join(s.authorization_modes),
             "profiling": "false",
+            # As on kubeadm and kind: privileged pods are for admission (PodSecurity) to refuse.
+            "allow-privileged": "true",
         }
         if s.admission_enabled:
             flags["enable-admission-plugins"] = ",".join(s.admission_enabled)
@@ -458,6 +468,72 @@ class EmbeddedCluster:
             )
             if status not in (201, 409):
                 raise ControlPlaneError(f"could not isolate namespace {namespace}: {status} {answer.get('message')}")
+
+    # -- sharing a running cluster with another process --------------------------------------------
+    def save_state(self) -> Path:
+        """Writes what another process needs to audit this cluster as `--cluster=local` (flags,
+        endpoints, client certificate paths). Processes stay owned by this object."""
+        state = {
+            "profile": self.profile,
+            "apiserver_port": self.apiserver_port,
+            "etcd_port": self.etcd_port,
+            "apiserver_flags": self.apiserver_flags,
+            "etcd_flags": self.etcd_flags,
+            "controller_manager_flags": self.controller_manager_flags,
+            "ca": [str(self.ca.cert), str(self.ca.key)],
+            "admin": [str(self.admin.cert), str(self.admin.key)],
+            "etcd_client": [str(self.etcd_client.cert), str(self.etcd_client.key)],
+            "kubernetes": self.binaries.kubernetes_version,
+            "etcd_version": self.binaries.etcd_version,
+        }
+        path = self.workdir / "state.json"
+        path.write_text(json.dumps(state, indent=1))
+        return path
+
+    @classmethod
+    def attach(cls, workdir: str | Path) -> "EmbeddedCluster":
+        """An embedded cluster started by another process; stop() leaves it running."""
+        workdir = Path(workdir)
+        try:
+            state = json.loads((workdir / "state.json").read_text())
+        except (OSError, ValueError) as error:
+            raise ControlPlaneError(f"{workdir / 'state.json'}: not the state of a running embedded cluster ({error})") from None
+        cluster = cls(profile=state["profile"], workdir=workdir)
+        cluster._owns_workdir = False
+        cluster.apiserver_port, cluster.etcd_port = state["apiserver_port"], state["etcd_port"]
+        cluster.apiserver_flags = state["apiserver_flags"]
+        cluster.etcd_flags = state["etcd_flags"]
+        cluster.controller_manager_flags = state["controller_manager_flags"]
+        cluster.ca, cluster.admin, cluster.etcd_client = (
+            KeyPair(Path(state[k][0]), Path(state[k][1])) for k in ("ca", "admin", "etcd_client")
+        )
+        cluster.binaries = Binaries(Path("."), state["kubernetes"], state["etcd_version"])
+        return cluster
+
+    def _write_canary_secret(self) -> None:
+        """A secret of the suite's own, so the etcd check always has stored bytes to judge."""
+        status, answer = self.api_request("POST", "/api/v1/namespaces/kube-system/secrets", {
+            "apiVersion": "v1", "kind": "Secret", "metadata": {"name": "kubeproof-encryption-canary"},
+            "stringData": {"canary": secrets.token_hex(16)},
+        })
+        if status not in (201, 409):
+            raise ControlPlaneError(f"could not write the canary secret: {status} {answer.get('message')}")
+
+    def _seed_rbac_violations(self) -> None:
+        rbac = "/apis/rbac.authorization.k8s.io/v1"
+        for path, body in (
+            (f"{rbac}/clusterroles", {"metadata": {"name": "insecure-everything"},
+                                      "rules": [{"apiGroups": ["*"], "resources": ["*"], "verbs": ["*"]}]}),
+            (f"{rbac}/clusterrolebindings", {"metadata": {"name": "insecure-operator-admin"},
+                                             "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "ClusterRole", "name": "cluster-admin"},
+                                             "subjects": [{"apiGroup": "rbac.authorization.k8s.io", "kind": "User", "name": "operator"}]}),
+            (f"{rbac}/clusterrolebindings", {"metadata": {"name": "insecure-anonymous-view"},
+                                             "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "ClusterRole", "name": "view"},
+                                             "subjects": [{"apiGroup": "rbac.authorization.k8s.io", "kind": "Group", "name": "system:unauthenticated"}]}),
+        ):
+            status, answer = self.api_request("POST", path, body)
+            if status not in (201, 409):
+                raise ControlPlaneError(f"could not seed {body['metadata']['name']}: {status} {answer.get('message')}")
 
     def describe(self) -> dict:
         return {

@@ -1,0 +1,109 @@
+"""Evidence: one record per test, and the artifacts written from them at the end of the run.
+
+Records hold control ids, the object, findings (field path, observed, expected, remediation) and
+facts (the API's answers to probes and dry-runs). Nothing here ever holds a secret's value: checks
+report names and provider headers only."""
+
+from __future__ import annotations
+
+import html
+import json
+import os
+import tempfile
+from collections import Counter, defaultdict
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from kubeproof.practices import FRAMEWORKS, PRACTICES
+
+STATUSES = ("passed", "failed", "not_verified", "skipped", "error")
+LABELS = {"passed": "passed", "failed": "failed", "not_verified": "not verified", "skipped": "skipped", "error": "error"}
+
+
+@dataclass
+class Record:
+    nodeid: str
+    test: str
+    practice: str | None
+    controls: dict[str, list[str]]
+    object: dict | None
+    status: str = "passed"
+    reason: str = ""
+    findings: list[dict] = field(default_factory=list)
+    facts: dict[str, Any] = field(default_factory=dict)
+
+    def to_dict(self) -> dict:
+        return {
+            "nodeid": self.nodeid, "test": self.test, "practice": self.practice, "controls": self.controls,
+            "object": self.object, "status": self.status, "reason": self.reason,
+            "findings": self.findings, "evidence": self.facts,
+        }
+
+
+def counts_by_practice(records: list[Record]) -> dict[str, Counter]:
+    table: dict[str, Counter] = defaultdict(Counter)
+    for record in records:
+        table[record.practice or "other"][record.status] += 1
+    return dict(sorted(table.items()))
+
+
+def write_json_atomically(path: Path, data) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    handle, temporary = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".partial")
+    try:
+        with os.fdopen(handle, "w") as out:
+            json.dump(data, out, indent=1, sort_keys=False, default=str)
+        os.replace(temporary, path)
+    except BaseException:
+        os.unlink(temporary)
+        raise
+
+
+def _cell(value: Any) -> str:
+    if isinstance(value, (dict, list)):
+        value = json.dumps(value, default=str)
+    return html.escape(str(value), quote=True)
+
+
+def summary_html(records: list[Record], environment: dict[str, Any]) -> str:
+    rows = []
+    for practice, counts in counts_by_practice(records).items():
+        rows.append(
+            "<tr><td>" + _cell(PRACTICES.get(practice, practice)) + "</td>"
+            + "".join(f"<td>{counts.get(status, 0)}</td>" for status in STATUSES) + "</tr>"
+        )
+    header = "".join(f"<th>{LABELS[s]}</th>" for s in STATUSES)
+    env_rows = "".join(f"<tr><th>{_cell(k)}</th><td>{_cell(v)}</td></tr>" for k, v in environment.items())
+    return (
+        '<h2>kubeproof summary by practice</h2>'
+        f'<table class="kubeproof-summary"><tr><th>practice</th>{header}</tr>{"".join(rows)}</table>'
+        '<p>"not verified" means the data a check needs could not be read or judged; it is never counted as a pass.</p>'
+        f'<h2>Audited cluster</h2><table class="kubeproof-environment">{env_rows}</table>'
+    )
+
+
+def row_html(record: Record) -> str:
+    parts = ['<div class="kubeproof-evidence">']
+    controls = "; ".join(f"{FRAMEWORKS.get(k, k).split(' ')[0]} {', '.join(v)}" for k, v in record.controls.items() if v)
+    parts.append(f"<p><b>Controls:</b> {_cell(controls)}</p>")
+    if record.object:
+        parts.append(f"<p><b>Object:</b> {_cell(record.object)}</p>")
+    if record.reason:
+        parts.append(f"<p><b>{_cell(LABELS[record.status].capitalize())}:</b> {_cell(record.reason)}</p>")
+    if record.findings:
+        parts.append("<table><tr><th>object</th><th>field path</th><th>observed</th><th>expected</th><th>remediation</th></tr>")
+        for finding in record.findings:
+            obj = finding["object"]
+            name = "/".join(p for p in (obj.get("kind"), obj.get("namespace"), obj.get("name")) if p)
+            parts.append(
+                f"<tr><td>{_cell(name)}</td><td>{_cell(finding['path'])}</td><td>{_cell(finding['observed'])}</td>"
+                f"<td>{_cell(finding['expected'])}</td><td>{_cell(finding['remediation'])}</td></tr>"
+            )
+        parts.append("</table>")
+    if record.facts:
+        parts.append("<p><b>Evidence:</b></p><table>")
+        parts.extend(f"<tr><th>{_cell(k)}</th><td>{_cell(v)}</td></tr>" for k, v in record.facts.items())
+        parts.append("</table>")
+    parts.append("</div>")
+    return "".join(parts)

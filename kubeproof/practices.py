@@ -1,0 +1,16 @@
+"""The practices kubeproof proves and the frameworks its control ids come from. Test modules mark
+themselves with one practice; tests carry framework markers with control ids."""
+
+PRACTICES = {
+    "encryption": "etcd encryption at rest",
+    "anonymous_access": "API server anonymous access",
+    "rbac": "RBAC least privilege",
+    "pod_security": "Pod Security Standards",
+    "network_policy": "NetworkPolicy default-deny",
+}
+
+FRAMEWORKS = {
+    "cis": "CIS Kubernetes Benchmark 1.12 control id(s)",
+    "nsa": "NSA/CISA Kubernetes Hardening Guide section(s)",
+    "pss": "Pod Security Standards check id(s)",
+}

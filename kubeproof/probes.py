@@ -1,0 +1,39 @@
+"""Live questions put to the audited cluster: each is read-only (GET, server-side dry-run) and asked
+once per session, so several tests can use the same answer as evidence."""
+
+from __future__ import annotations
+
+from kubeproof.backends import Answer, Backend
+from kubeproof.checks import pod_security_admission as psa
+
+INVALID_LEVEL = "kubeproof-not-a-level"
+
+
+class Probes:
+    def __init__(self, backend: Backend):
+        self.backend = backend
+        self._answers: dict[tuple, Answer] = {}
+
+    def _ask(self, key: tuple, ask) -> Answer:
+        if key not in self._answers:
+            self._answers[key] = ask()
+        return self._answers[key]
+
+    def anonymous(self, path: str) -> Answer:
+        return self._ask(("anonymous", path), lambda: self.backend.anonymous(path))
+
+    def privileged_pod(self, namespace: str) -> Answer:
+        """A dry-run create of a privileged pod: the admission chain must refuse it."""
+        return self._ask(("privileged-pod", namespace), lambda: self.backend.dry_run(
+            "POST", f"/api/v1/namespaces/{namespace}/pods", psa.privileged_probe_pod(namespace)))
+
+    def pod_security_label(self, namespace: str, patch: dict) -> Answer:
+        """A dry-run of the namespace's enforce label: PodSecurity warns about existing pods."""
+        return self._ask(("label", namespace, repr(patch)), lambda: self.backend.dry_run(
+            "PATCH", f"/api/v1/namespaces/{namespace}", patch, content_type="application/merge-patch+json"))
+
+    def pod_security_is_live(self, namespace: str) -> Answer:
+        """A dry-run of an invalid enforce label: only a running PodSecurity admission refuses it."""
+        patch = {"metadata": {"labels": {psa.ENFORCE: INVALID_LEVEL}}}
+        return self._ask(("live", namespace), lambda: self.backend.dry_run(
+            "PATCH", f"/api/v1/namespaces/{namespace}", patch, content_type="application/merge-patch+json"))

@@ -1,0 +1,159 @@
+"""One audit session: which cluster, which baseline, the backend and the snapshot.
+
+Resolved once, before collection, so configuration errors exit 2 and an unreachable cluster exits 3
+before any test runs."""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+from kubeproof import baseline as baselines
+from kubeproof.backends import Backend, EtcdAccess, LiveBackend, LocalBackend, Unreachable
+from kubeproof.snapshot import Snapshot
+
+LOCAL = "local"
+EXIT_FINDINGS = 1
+EXIT_CONFIG = 2
+EXIT_UNREACHABLE = 3
+
+
+class ConfigError(Exception):
+    """Bad options or configuration: exit status 2."""
+
+
+@dataclass
+class Options:
+    cluster: str | None
+    kubeconfig: str | None
+    baseline: str | None
+    local_profile: str
+    local_attach: str | None
+    etcd_endpoint: str | None
+    etcd_ca: str | None
+    etcd_cert: str | None
+    etcd_key: str | None
+
+
+def kubeconfig_path(explicit: str | None) -> str:
+    if explicit:
+        return explicit
+    env = os.environ.get("KUBECONFIG")
+    if env:
+        return env.split(os.pathsep)[0]
+    return os.path.expanduser("~/.kube/config")
+
+
+def _contexts(kubeconfig: str) -> tuple[list[str], str | None]:
+    from kubernetes import config
+    from kubernetes.config.config_exception import ConfigException
+
+    if not os.path.exists(kubeconfig):
+        raise ConfigError(
+            f"kubeconfig {kubeconfig} does not exist; give --kubeconfig, or --cluster=local to audit the "
+            "embedded cluster kubeproof starts itself"
+        )
+    try:
+        contexts, current = config.list_kube_config_contexts(kubeconfig)
+    except ConfigException as error:
+        raise ConfigError(f"kubeconfig {kubeconfig}: {error}") from None
+    except Exception as error:  # the loader raises YAML and type errors for malformed files
+        mark = getattr(error, "problem_mark", None)
+        where = f"{kubeconfig}:{mark.line + 1}" if mark else kubeconfig
+        raise ConfigError(f"{where}: the kubeconfig cannot be read: {getattr(error, 'problem', None) or error}") from None
+    names = [c.get("name") for c in contexts or [] if isinstance(c, dict)]
+    return names, (current or {}).get("name") if isinstance(current, dict) else None
+
+
+def resolve_cluster(options: Options) -> str:
+    if options.cluster:
+        return options.cluster
+    path = kubeconfig_path(options.kubeconfig)
+    _, current = _contexts(path)
+    if not current:
+        raise ConfigError(
+            f"no --cluster given and {path} has no current context; pass --cluster=CONTEXT, or "
+            "--cluster=local for the embedded cluster"
+        )
+    return current
+
+
+def _etcd_access(options: Options) -> EtcdAccess | None:
+    given = [options.etcd_endpoint, options.etcd_ca, options.etcd_cert, options.etcd_key]
+    if not any(given):
+        return None
+    if not options.etcd_endpoint:
+        raise ConfigError("--etcd-ca, --etcd-cert and --etcd-key need --etcd-endpoint")
+    for flag, path in (("--etcd-ca", options.etcd_ca), ("--etcd-cert", options.etcd_cert), ("--etcd-key", options.etcd_key)):
+        if path and not os.path.isfile(path):
+            raise ConfigError(f"{flag} {path}: no such file")
+    if bool(options.etcd_cert) != bool(options.etcd_key):
+        raise ConfigError("--etcd-cert and --etcd-key go together")
+    return EtcdAccess(options.etcd_endpoint, options.etcd_ca, options.etcd_cert, options.etcd_key)
+
+
+def open_backend(options: Options, cluster: str) -> Backend:
+    if cluster == LOCAL:
+        from kubeproof.controlplane import BuildError, ControlPlaneError, EmbeddedCluster
+
+        try:
+            if options.local_attach:
+                embedded = EmbeddedCluster.attach(options.local_attach)
+            else:
+                embedded = EmbeddedCluster(profile=options.local_profile).start()
+        except (BuildError, ControlPlaneError) as error:
+            raise ConfigError(f"the embedded cluster could not start: {error}") from None
+        try:
+            return LocalBackend(embedded)
+        except BaseException:
+            embedded.stop()
+            raise
+    path = kubeconfig_path(options.kubeconfig)
+    names, _ = _contexts(path)
+    if cluster not in names:
+        known = ", ".join(sorted(n for n in names if n)) or "none"
+        raise ConfigError(f"--cluster {cluster}: no such context in {path} (contexts there: {known}; or use 'local')")
+    try:
+        return LiveBackend(cluster, path, _etcd_access(options))
+    except ConfigError:
+        raise
+    except Exception as error:
+        raise ConfigError(f"kubeconfig {path}, context {cluster}: {error}") from None
+
+
+@dataclass
+class Audit:
+    cluster: str
+    backend: Backend
+    baseline: baselines.Baseline
+    snapshot: Snapshot
+    server_version: dict
+
+    @classmethod
+    def open(cls, options: Options, root: Path, progress=None) -> "Audit":
+        cluster = resolve_cluster(options)
+        baseline_path = baselines.locate(options.baseline, cluster, root)
+        try:
+            baseline = baselines.load(baseline_path)
+        except baselines.BaselineError as error:
+            raise ConfigError(str(error)) from None
+        backend = open_backend(options, cluster)
+        try:
+            answer = backend.request("GET", "/version")
+            if answer.status in (401, 403):
+                raise ConfigError(
+                    f"{backend.server} refused the credentials of cluster {cluster} (HTTP {answer.status}); "
+                    "check the kubeconfig user"
+                )
+            version = answer.body if answer.ok and isinstance(answer.body, dict) else {}
+        except BaseException:
+            backend.close()
+            raise
+        return cls(cluster, backend, baseline, Snapshot(backend, progress=progress), version)
+
+    def close(self) -> None:
+        self.backend.close()
+
+
+__all__ = ["Audit", "ConfigError", "Options", "Unreachable", "EXIT_CONFIG", "EXIT_FINDINGS", "EXIT_UNREACHABLE"]

@@ -1,0 +1,184 @@
+"""The snapshot: each kind the suite needs, listed once per session, paginated, as plain dicts.
+
+For every kind it records whether it could be read and, if not, why; a kind that could not be read
+makes every test that needs it "not verified", never a pass."""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+
+from kubeproof.backends import Backend, ComponentConfig, Unreachable
+from kubeproof.backends.etcd import EtcdError
+from kubeproof.results import NotVerified
+
+PAGE_SIZE = 500
+METADATA_ONLY = "application/json;as=PartialObjectMetadataList;g=meta.k8s.io;v=v1"
+
+
+@dataclass(frozen=True)
+class Kind:
+    name: str  # plural resource, the key tests use
+    kind: str
+    group: str
+    version: str
+    namespaced: bool
+    metadata_only: bool = False  # secrets: never fetch their data
+
+    @property
+    def path(self) -> str:
+        base = "/api/v1" if not self.group else f"/apis/{self.group}/{self.version}"
+        return f"{base}/{self.name}"
+
+
+KINDS = {k.name: k for k in (
+    Kind("namespaces", "Namespace", "", "v1", False),
+    Kind("pods", "Pod", "", "v1", True),
+    Kind("secrets", "Secret", "", "v1", True, metadata_only=True),
+    Kind("serviceaccounts", "ServiceAccount", "", "v1", True),
+    Kind("roles", "Role", "rbac.authorization.k8s.io", "v1", True),
+    Kind("clusterroles", "ClusterRole", "rbac.authorization.k8s.io", "v1", False),
+    Kind("rolebindings", "RoleBinding", "rbac.authorization.k8s.io", "v1", True),
+    Kind("clusterrolebindings", "ClusterRoleBinding", "rbac.authorization.k8s.io", "v1", False),
+    Kind("networkpolicies", "NetworkPolicy", "networking.k8s.io", "v1", True),
+)}
+
+
+@dataclass
+class KindRead:
+    kind: Kind
+    items: list[dict] | None = None
+    error: str | None = None
+    pages: int = 0
+    seconds: float = 0.0
+    by_namespace: dict[str, list[dict]] = field(default_factory=dict)
+
+    @property
+    def readable(self) -> bool:
+        return self.items is not None
+
+
+class Snapshot:
+    def __init__(self, backend: Backend, page_size: int = PAGE_SIZE, progress=None):
+        self.backend = backend
+        self.page_size = page_size
+        self.reads: dict[str, KindRead] = {}
+        self._progress = progress
+        self._etcd_secrets: list[tuple[str, str | None]] | NotVerified | None = None
+
+    # -- reading ----------------------------------------------------------------------------------
+    def read(self, name: str) -> KindRead:
+        if name not in self.reads:
+            self.reads[name] = self._list(KINDS[name])
+        return self.reads[name]
+
+    def _list(self, kind: Kind) -> KindRead:
+        read = KindRead(kind)
+        began = time.monotonic()
+        items: list[dict] = []
+        token = None
+        while True:
+            query = {"limit": str(self.page_size)}
+            if token:
+                query["continue"] = token
+            accept = METADATA_ONLY if kind.metadata_only else "application/json"
+            try:
+                answer = self.backend.request("GET", kind.path, query=query, accept=accept)
+            except Unreachable as error:
+                read.error = f"the API server stopped answering: {error}"
+                return read
+            read.pages += 1
+            problem = _problem(answer, kind)
+            if problem:
+                read.error = problem
+                read.seconds = time.monotonic() - began
+                return read
+            for item in answer.body["items"]:
+                if not isinstance(item, dict):
+                    read.error = f"listing {kind.path} returned an item that is not an object"
+                    return read
+                item.setdefault("kind", kind.kind)
+                items.append(item)
+            if self._progress and token is None and answer.body.get("metadata", {}).get("continue"):
+                self._progress(f"listing {kind.name}: more than {self.page_size}, paging")
+            token = (answer.body.get("metadata") or {}).get("continue")
+            if not token:
+                break
+        read.items = items
+        read.seconds = time.monotonic() - began
+        if kind.namespaced:
+            for item in items:
+                read.by_namespace.setdefault((item.get("metadata") or {}).get("namespace") or "", []).append(item)
+        return read
+
+    # -- what tests and checks use ---------------------------------------------------------------
+    def items(self, name: str) -> list[dict]:
+        read = self.read(name)
+        if not read.readable:
+            raise NotVerified(f"{read.kind.kind} objects could not be read: {read.error}")
+        return read.items
+
+    def in_namespace(self, name: str, namespace: str) -> list[dict]:
+        self.items(name)
+        return self.reads[name].by_namespace.get(namespace, [])
+
+    def component_config(self, component: str) -> ComponentConfig:
+        """A control-plane component's flags: first-hand from the embedded cluster, else from its
+        mirror pod in kube-system (kubeadm and kind label them component=<name>)."""
+        own = self.backend.own_component_config(component)
+        if own is not None:
+            return own
+        pods = [
+            pod for pod in self.in_namespace("pods", "kube-system")
+            if ((pod.get("metadata") or {}).get("labels") or {}).get("component") == component
+        ]
+        if not pods:
+            raise NotVerified(
+                f"the {component} configuration is not visible: no mirror pod labelled component={component} in "
+                "kube-system (managed control planes hide it)"
+            )
+        pod = sorted(pods, key=lambda p: p["metadata"].get("name", ""))[0]
+        flags: dict[str, str] = {}
+        for container in (pod.get("spec") or {}).get("containers") or []:
+            if not isinstance(container, dict):
+                continue
+            for arg in list(container.get("command") or []) + list(container.get("args") or []):
+                if isinstance(arg, str) and arg.startswith("--"):
+                    key, _, value = arg[2:].partition("=")
+                    flags[key] = value if _ else "true"
+        return ComponentConfig(component, f"mirror pod kube-system/{pod['metadata'].get('name')}", flags)
+
+    def etcd_secrets(self) -> list[tuple[str, str | None]]:
+        """Every key under /registry/secrets/ with its encryption header (None: plain text)."""
+        if self._etcd_secrets is None:
+            if self.backend.etcd is None:
+                self._etcd_secrets = NotVerified(f"etcd is not reachable from here: {self.backend.etcd_missing_reason}")
+            else:
+                try:
+                    values = self.backend.etcd.value_prefixes("/registry/secrets/")
+                    self._etcd_secrets = [(v.key, v.encryption_header) for v in values]
+                except (Unreachable, EtcdError) as error:
+                    self._etcd_secrets = NotVerified(f"etcd could not be read: {error}")
+        if isinstance(self._etcd_secrets, NotVerified):
+            raise self._etcd_secrets
+        return self._etcd_secrets
+
+    def summary(self) -> dict:
+        return {
+            name: {"readable": read.readable, "count": len(read.items or []), "pages": read.pages,
+                   "seconds": round(read.seconds, 3), **({"error": read.error} if read.error else {})}
+            for name, read in sorted(self.reads.items())
+        }
+
+
+def _problem(answer, kind: Kind) -> str | None:
+    if answer.status == 410:
+        return f"the list of {kind.name} expired while paging (410 Gone); read it again"
+    if not answer.ok:
+        return f"{answer.status} from GET {kind.path}: {answer.message[:200] or 'no message'}"
+    body = answer.body
+    if not isinstance(body, dict) or not isinstance(body.get("items"), list):
+        return f"GET {kind.path} answered {answer.status} with a body that is not a list"
+    if body.get("metadata") is not None and not isinstance(body.get("metadata"), dict):
+        return f"GET {kind.path} answered with malformed list metadata"
+    return None
