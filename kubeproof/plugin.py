@@ -23,6 +23,8 @@ RECORDS = pytest.StashKey[list]()
 STARTED = pytest.StashKey[datetime.datetime]()
 REPORT_STEM = pytest.StashKey[str]()
 VERDICT = pytest.StashKey["Verdict"]()
+PARTIAL_HTML = pytest.StashKey[tuple]()
+COMPLETED = pytest.StashKey[bool]()
 
 # Test parameters that stand for cluster objects, and the kinds that fill them.
 OBJECT_PARAMETERS = {
@@ -122,10 +124,16 @@ def _name_report(config, cluster: str) -> None:
     stem = f"{safe_name}-{stamp}"
     config.stash[REPORT_STEM] = stem
     if not config.getoption("htmlpath", None):
-        report_dir = Path(config.rootpath, config.getoption("report_dir"))
+        # pytest-html writes here; the file gets its real name only when the run completes.
+        report_dir = _report_dir(config)
         report_dir.mkdir(parents=True, exist_ok=True)
-        config.option.htmlpath = str(report_dir / f"{stem}.html")
+        config.option.htmlpath = str(report_dir / f".{stem}.html.partial")
+        config.stash[PARTIAL_HTML] = (Path(config.option.htmlpath), report_dir / f"{stem}.html")
     config.option.self_contained_html = True
+
+
+def _report_dir(config) -> Path:
+    return Path(config.rootpath, config.getoption("report_dir"))
 
 
 def _environment(config, audit: Audit) -> dict:
@@ -268,6 +276,8 @@ def _subject(item) -> dict | None:
             return ObjectRef.of(value, kind).__dict__
         if isinstance(value, Unreadable):
             return {"kind": value.kind, "name": "(could not be listed)"}
+        if isinstance(value, str) and name == "path":
+            return {"kind": "Endpoint", "name": value}
     return None
 
 
@@ -358,13 +368,14 @@ def pytest_html_report_title(report):
 def pytest_sessionfinish(session, exitstatus):
     config = session.config
     audit = config.stash.get(AUDIT, None)
-    if audit is None:
+    # Only a run that got to the end leaves artifacts under their real names (0 proven, 1 findings).
+    config.stash[COMPLETED] = audit is not None and int(exitstatus) in (0, 1)
+    if not config.stash[COMPLETED]:
         return
     records = config.stash[RECORDS]
     environment = _environment(config, audit)
     environment["finished (UTC)"] = datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds")
-    report_dir = Path(config.rootpath, config.getoption("report_dir"))
-    write_json_atomically(report_dir / f"{config.stash[REPORT_STEM]}.json", {
+    write_json_atomically(_report_dir(config) / f"{config.stash[REPORT_STEM]}.json", {
         "environment": environment,
         "snapshot": audit.snapshot.summary(),
         "summary": {p: dict(c) for p, c in counts_by_practice(records).items()},
@@ -381,12 +392,20 @@ def pytest_terminal_summary(terminalreporter, exitstatus, config):
         shown = ", ".join(f"{n} {s.replace('_', ' ')}" for s, n in sorted(counts.items()))
         terminalreporter.write_line(f"{PRACTICES.get(practice, practice)}: {shown}")
     stem = config.stash.get(REPORT_STEM, None)
-    if stem:
-        terminalreporter.write_line(f"evidence: {Path(config.getoption('report_dir'), stem)}.html and .json")
+    if stem and config.stash.get(COMPLETED, False):
+        terminalreporter.write_line(f"evidence: {_report_dir(config) / stem}.html and .json")
 
 
+@pytest.hookimpl(trylast=True)
 def pytest_unconfigure(config):
     audit = config.stash.get(AUDIT, None)
     if audit is not None:
         config.stash[AUDIT] = None
         audit.close()
+    partial = config.stash.get(PARTIAL_HTML, None)
+    if partial:
+        written, final = partial
+        if config.stash.get(COMPLETED, False) and written.exists():
+            written.replace(final)
+        else:
+            written.unlink(missing_ok=True)

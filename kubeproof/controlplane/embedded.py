@@ -220,7 +220,7 @@ class EmbeddedCluster:
 
     # -- set-up -----------------------------------------------------------------------------------
     def _make_pki(self) -> None:
-        pki = Pki(self.workdir / "pki")
+        self.pki = pki = Pki(self.workdir / "pki")
         loopback = ("127.0.0.1", "localhost")
         self.ca = pki.ca
         self.etcd_server = pki.issue("etcd-server", "etcd", server=True, client=True, hosts=loopback)
@@ -229,7 +229,7 @@ class EmbeddedCluster:
             "apiserver", "kube-apiserver", server=True,
             hosts=loopback + ("10.0.0.1", "kubernetes", "kubernetes.default", "kubernetes.default.svc"),
         )
-        self.admin = pki.issue("admin", "kubeproof-admin", organization="system:masters", client=True)
+        self.admin = pki.issue("admin", "kubeproof-admin", organizations=("system:masters",), client=True)
         self.controller_manager_client = pki.issue(
             "controller-manager", "system:kube-controller-manager", client=True
         )
@@ -352,14 +352,14 @@ class EmbeddedCluster:
         self.apiserver_flags = flags
         self._spawn("kube-apiserver", [str(self.binaries.apiserver)] + [f"--{k}={v}" for k, v in flags.items()])
 
-    def _write_kubeconfig(self, path: Path, user: str, pair: KeyPair) -> Path:
+    def _write_kubeconfig(self, path: Path, user: str, pair: KeyPair, context: str = "local") -> Path:
         config = {
             "apiVersion": "v1",
             "kind": "Config",
             "clusters": [{"name": "local", "cluster": {"server": self.server, "certificate-authority": str(self.ca.cert)}}],
             "users": [{"name": user, "user": {"client-certificate": str(pair.cert), "client-key": str(pair.key)}}],
-            "contexts": [{"name": "local", "context": {"cluster": "local", "user": user}}],
-            "current-context": "local",
+            "contexts": [{"name": context, "context": {"cluster": "local", "user": user}}],
+            "current-context": context,
         }
         path.write_text(yaml.safe_dump(config))
         path.chmod(0o600)
@@ -389,6 +389,12 @@ class EmbeddedCluster:
             "kube-controller-manager",
             [str(self.binaries.controller_manager)] + [f"--{k}={v}" for k, v in self.controller_manager_flags.items()],
         )
+
+    def client_kubeconfig(self, user: str, groups: tuple[str, ...] = ()) -> Path:
+        """A kubeconfig for another identity, signed by this cluster's CA (tests of least privilege)."""
+        safe = "".join(c if c.isalnum() else "-" for c in user)
+        pair = self.pki.issue(f"user-{safe}", user, organizations=groups, client=True)
+        return self._write_kubeconfig(self.workdir / f"user-{safe}.kubeconfig", user, pair, context=f"{safe}@embedded")
 
     # -- readiness --------------------------------------------------------------------------------
     def _tls_context(self, client: KeyPair) -> ssl.SSLContext:

@@ -23,10 +23,10 @@ class KeyPair:
     key: Path
 
 
-def _name(common_name: str, organization: str | None = None) -> x509.Name:
-    attributes = [x509.NameAttribute(NameOID.COMMON_NAME, common_name)]
-    if organization:
-        attributes.append(x509.NameAttribute(NameOID.ORGANIZATION_NAME, organization))
+def _name(common_name: str, organizations: tuple[str, ...] = ()) -> x509.Name:
+    # Kubernetes reads each organization of a client certificate as one group.
+    attributes = [x509.NameAttribute(NameOID.ORGANIZATION_NAME, o) for o in organizations]
+    attributes.append(x509.NameAttribute(NameOID.COMMON_NAME, common_name))
     return x509.Name(attributes)
 
 
@@ -80,7 +80,7 @@ class Pki:
         self,
         name: str,
         common_name: str,
-        organization: str | None = None,
+        organizations: tuple[str, ...] = (),
         server: bool = False,
         client: bool = False,
         hosts: tuple[str, ...] = (),
@@ -94,7 +94,7 @@ class Pki:
             usages.append(ExtendedKeyUsageOID.CLIENT_AUTH)
         builder = (
             x509.CertificateBuilder()
-            .subject_name(_name(common_name, organization))
+            .subject_name(_name(common_name, organizations))
             .issuer_name(self._ca_cert.subject)
             .public_key(key.public_key())
             .serial_number(x509.random_serial_number())

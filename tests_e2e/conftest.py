@@ -1,0 +1,59 @@
+"""End-to-end: the suite in tests_cluster/ run as a user runs it, against embedded clusters that these
+fixtures start and seed. Each run is a separate pytest process, so exit codes and artifacts are real."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+
+from kubeproof.controlplane import EmbeddedCluster
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+@dataclass
+class SuiteRun:
+    returncode: int
+    output: str
+    results: dict | None
+    report_dir: Path
+
+    def records(self, status: str | None = None) -> list[dict]:
+        found = (self.results or {}).get("results", [])
+        return [r for r in found if status is None or r["status"] == status]
+
+    def outcome_keys(self, status: str) -> set[tuple[str, str]]:
+        """(test name, object) for every record with this status."""
+        return {(r["test"], object_name(r["object"])) for r in self.records(status)}
+
+
+def object_name(obj: dict | None) -> str:
+    if not obj:
+        return ""
+    return "/".join(p for p in (obj.get("kind"), obj.get("namespace"), obj.get("name")) if p)
+
+
+def run_suite(report_dir: Path, *args: str, timeout: float = 600, env=None) -> SuiteRun:
+    command = [sys.executable, "-m", "pytest", "tests_cluster", "-q", "-p", "no:cacheprovider",
+               f"--report-dir={report_dir}", *args]
+    process = subprocess.run(command, cwd=ROOT, capture_output=True, text=True, timeout=timeout, env=env)
+    reports = sorted(report_dir.glob("*.json")) if report_dir.exists() else []
+    results = json.loads(reports[-1].read_text()) if reports else None
+    return SuiteRun(process.returncode, process.stdout + process.stderr, results, report_dir)
+
+
+@pytest.fixture(scope="session")
+def hardened_cluster():
+    with EmbeddedCluster(profile="hardened") as cluster:
+        yield cluster
+
+
+@pytest.fixture(scope="session")
+def insecure_cluster():
+    with EmbeddedCluster(profile="insecure") as cluster:
+        yield cluster

@@ -1,0 +1,53 @@
+"""The suite against the two profiles: hardened proves every practice, insecure fails each one."""
+
+from __future__ import annotations
+
+from conftest import run_suite
+
+from kubeproof.practices import PRACTICES
+
+OBJECT_TESTS = {
+    "test_namespace_enforces_required_level": "Namespace",
+    "test_namespace_denies_traffic_by_default": "Namespace",
+    "test_role_grants_no_wildcards": ("Role", "ClusterRole"),
+    "test_binding_grants_nothing_to_unauthenticated_users": ("RoleBinding", "ClusterRoleBinding"),
+}
+
+
+def test_hardened_cluster_passes_every_practice(hardened_cluster, tmp_path):
+    run = run_suite(tmp_path / "reports", "--cluster=local", f"--local-attach={hardened_cluster.workdir}")
+    assert run.returncode == 0, run.output[-3000:]
+    assert run.records("failed") == [] and run.records("error") == []
+    assert run.records("not_verified") == [], run.records("not_verified")
+    passed_practices = {r["practice"] for r in run.records("passed")}
+    assert passed_practices == set(PRACTICES)
+    html = list(run.report_dir.glob("local-*.html"))
+    assert len(html) == 1 and not list(run.report_dir.glob(".*partial"))
+    page = html[0].read_text()
+    for practice in PRACTICES.values():
+        assert practice in page
+    # One parametrised case per object: every namespace and role the cluster holds has its own test.
+    namespaces = {r["object"]["name"] for r in run.records() if r["test"] == "test_namespace_denies_traffic_by_default"}
+    status, listed = hardened_cluster.api_request("GET", "/api/v1/namespaces")
+    assert namespaces == {n["metadata"]["name"] for n in listed["items"]}
+    status, roles = hardened_cluster.api_request("GET", "/apis/rbac.authorization.k8s.io/v1/clusterroles")
+    role_cases = {r["object"]["name"] for r in run.records() if r["test"] == "test_role_grants_no_wildcards"}
+    assert {r["metadata"]["name"] for r in roles["items"]} <= role_cases
+
+
+def test_insecure_cluster_fails_each_practice_naming_object_control_and_value(insecure_cluster, tmp_path):
+    run = run_suite(tmp_path / "reports", "--cluster=local", f"--local-attach={insecure_cluster.workdir}")
+    assert run.returncode == 1, run.output[-3000:]
+    failed = run.records("failed")
+    assert {r["practice"] for r in failed} == set(PRACTICES)
+    for record in failed:
+        assert record["findings"], record
+        for finding in record["findings"]:
+            assert finding["controls"] and finding["object"]["name"] and finding["observed"] not in (None, "")
+            assert set(finding["controls"]) <= set(record["controls"]["cis"])
+    failures = run.outcome_keys("failed")
+    assert ("test_role_grants_no_wildcards", "ClusterRole/insecure-everything") in failures
+    assert ("test_cluster_admin_is_bound_only_to_allowed_subjects", "ClusterRoleBinding/insecure-operator-admin") in failures
+    assert ("test_binding_grants_nothing_to_unauthenticated_users", "ClusterRoleBinding/insecure-anonymous-view") in failures
+    assert ("test_every_stored_secret_is_encrypted", "") in failures
+    assert "insecure-everything" in run.output and "5.1.3" in (run.report_dir / next(run.report_dir.glob("*.html")).name).read_text()
