@@ -29,6 +29,16 @@ class Baseline:
     wildcard_roles_allowed: tuple[str, ...] = ()  # "ClusterRole/name" or "Role/namespace/name" patterns
     cluster_admin_subjects: tuple[str, ...] = ("Group/system:masters",)
     unauthenticated_bindings_allowed: tuple[str, ...] = ()
+    allowed_registries: tuple[str, ...] = ()  # empty: any registry; else image prefixes/patterns
+    require_digest_namespaces: tuple[str, ...] = ()  # namespaces (patterns) whose images must be pinned by digest
+    sensitive_namespaces: tuple[str, ...] = ()  # workloads here must run on tainted, dedicated nodes
+    monitoring_daemonsets: tuple[str, ...] = ()  # "NAMESPACE/NAME" patterns of agents expected on every node
+
+    def is_sensitive(self, namespace: str) -> bool:
+        return any(fnmatch.fnmatchcase(namespace, p) for p in self.sensitive_namespaces)
+
+    def requires_digest(self, namespace: str) -> bool:
+        return any(fnmatch.fnmatchcase(namespace, p) for p in self.require_digest_namespaces)
 
     def required_pod_security(self, namespace: str) -> str:
         for pattern, level in self.pod_security_namespaces:
@@ -58,6 +68,16 @@ SCHEMA: dict = {
     },
     "network_policy": {
         "exempt_namespaces": ("list[str]", "namespaces (patterns) that need no default-deny policy"),
+    },
+    "images": {
+        "allowed_registries": ("list[str]", "registry host (and optional path) patterns images may come from; empty allows any"),
+        "require_digest_namespaces": ("list[str]", "namespaces (patterns) whose images must be pinned by @sha256 digest"),
+    },
+    "isolation": {
+        "sensitive_namespaces": ("list[str]", "namespaces (patterns) whose workloads must run on tainted, dedicated nodes"),
+    },
+    "monitoring": {
+        "daemonsets": ("list[str]", "NAMESPACE/NAME patterns of agents (logging, monitoring, runtime security) expected on every node"),
     },
     "rbac": {
         "wildcard_roles_allowed": ("list[str]", "ClusterRole/NAME or Role/NAMESPACE/NAME patterns"),
@@ -166,6 +186,10 @@ def load(path: str | Path) -> Baseline:
         wildcard_roles_allowed=tuple(rbac.get("wildcard_roles_allowed", [])),
         cluster_admin_subjects=tuple(rbac.get("cluster_admin_subjects", defaults.cluster_admin_subjects)),
         unauthenticated_bindings_allowed=tuple(rbac.get("unauthenticated_bindings_allowed", [])),
+        allowed_registries=tuple(data.get("images", {}).get("allowed_registries", [])),
+        require_digest_namespaces=tuple(data.get("images", {}).get("require_digest_namespaces", [])),
+        sensitive_namespaces=tuple(data.get("isolation", {}).get("sensitive_namespaces", [])),
+        monitoring_daemonsets=tuple(data.get("monitoring", {}).get("daemonsets", [])),
     )
 
 

@@ -16,6 +16,7 @@ from kubeproof.backends import Unreachable
 from kubeproof.evidence import Record, counts_by_practice, row_html, summary_html, write_json_atomically
 from kubeproof.practices import FRAMEWORKS, PRACTICES
 from kubeproof.results import Finding, NotVerified, ObjectRef
+from kubeproof.snapshot import WORKLOAD_KINDS, owned_by_a_workload
 from kubeproof.session import EXIT_CONFIG, EXIT_UNREACHABLE, Audit, ConfigError, Options, resolve_cluster
 
 AUDIT = pytest.StashKey["Audit | None"]()
@@ -31,6 +32,11 @@ OBJECT_PARAMETERS = {
     "namespace": ("namespaces",),
     "role": ("clusterroles", "roles"),
     "binding": ("clusterrolebindings", "rolebindings"),
+    "service_account": ("serviceaccounts",),
+    "secret": ("secrets",),  # metadata only
+    "node": ("nodes",),
+    # Controllers and bare pods; what a controller owns is judged once, through its owner's template.
+    "workload": WORKLOAD_KINDS,
 }
 SUITE_FOLDER = "tests_cluster"
 
@@ -176,6 +182,8 @@ def pytest_generate_tests(metafunc):
             read = audit.snapshot.read(name)
             if read.readable:
                 for item in read.items:
+                    if parameter == "workload" and owned_by_a_workload(item):
+                        continue
                     values.append(item)
                     ids.append(_object_id(item, read.kind.kind))
             else:
@@ -223,6 +231,16 @@ def server_minor(request) -> str:
     if not (major.isdigit() and minor.isdigit()):
         raise NotVerified(f"the API server did not report its version ({version!r})")
     return f"v{major}.{minor}"
+
+
+@pytest.fixture(scope="session")
+def embedded_cluster():
+    """A hardened embedded control plane of the session's own, stopped when the session ends. The
+    tests own it: they may write to it (seed objects) and audit it with --local-attach."""
+    from kubeproof.controlplane import EmbeddedCluster
+
+    with EmbeddedCluster(profile="hardened") as started:
+        yield started
 
 
 class Verdict:

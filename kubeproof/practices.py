@@ -7,6 +7,15 @@ PRACTICES = {
     "rbac": "RBAC least privilege",
     "pod_security": "Pod Security Standards",
     "network_policy": "NetworkPolicy default-deny",
+    "control_plane": "Control-plane configuration",
+    "secrets": "Secrets handling",
+    "images": "Image provenance",
+    "isolation": "Workload isolation",
+    "audit_logging": "Audit logging",
+    "version_currency": "Version currency",
+    "monitoring": "Runtime monitoring agents",
+    "service_mesh": "Service-mesh mTLS",
+    "network": "Network enforcement",
 }
 
 FRAMEWORKS = {

@@ -3,6 +3,8 @@ once per session, so several tests can use the same answer as evidence."""
 
 from __future__ import annotations
 
+import json
+
 from kubeproof.backends import Answer, Backend
 from kubeproof.checks import pod_security_admission as psa
 
@@ -37,3 +39,10 @@ class Probes:
         patch = {"metadata": {"labels": {psa.ENFORCE: INVALID_LEVEL}}}
         return self._ask(("live", namespace), lambda: self.backend.dry_run(
             "PATCH", f"/api/v1/namespaces/{namespace}", patch, content_type="application/merge-patch+json"))
+
+    def access_review(self, spec: dict) -> Answer:
+        """A SubjectAccessReview: the real authorizer's answer to "may this subject do this?".
+        Reviews are evaluated, never stored, and allowed on audited clusters."""
+        body = {"apiVersion": "authorization.k8s.io/v1", "kind": "SubjectAccessReview", "spec": spec}
+        return self._ask(("access-review", json.dumps(spec, sort_keys=True)), lambda: self.backend.request(
+            "POST", "/apis/authorization.k8s.io/v1/subjectaccessreviews", body=body))

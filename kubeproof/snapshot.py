@@ -41,7 +41,31 @@ KINDS = {k.name: k for k in (
     Kind("rolebindings", "RoleBinding", "rbac.authorization.k8s.io", "v1", True),
     Kind("clusterrolebindings", "ClusterRoleBinding", "rbac.authorization.k8s.io", "v1", False),
     Kind("networkpolicies", "NetworkPolicy", "networking.k8s.io", "v1", True),
+    Kind("nodes", "Node", "", "v1", False),
+    Kind("resourcequotas", "ResourceQuota", "", "v1", True),
+    Kind("limitranges", "LimitRange", "", "v1", True),
+    Kind("deployments", "Deployment", "apps", "v1", True),
+    Kind("statefulsets", "StatefulSet", "apps", "v1", True),
+    Kind("daemonsets", "DaemonSet", "apps", "v1", True),
+    Kind("replicasets", "ReplicaSet", "apps", "v1", True),
+    Kind("replicationcontrollers", "ReplicationController", "", "v1", True),
+    Kind("jobs", "Job", "batch", "v1", True),
+    Kind("cronjobs", "CronJob", "batch", "v1", True),
+    Kind("peerauthentications", "PeerAuthentication", "security.istio.io", "v1", True),
+    Kind("validatingwebhookconfigurations", "ValidatingWebhookConfiguration", "admissionregistration.k8s.io", "v1", False),
+    Kind("mutatingwebhookconfigurations", "MutatingWebhookConfiguration", "admissionregistration.k8s.io", "v1", False),
 )}
+
+# Workloads are judged by the object a person edits: a controller's pod template once, not each
+# replica. An object owned by one of these kinds is judged through its owner.
+WORKLOAD_KINDS = ("deployments", "statefulsets", "daemonsets", "replicasets", "replicationcontrollers",
+                  "jobs", "cronjobs", "pods")
+_JUDGED_THROUGH_OWNER = {"Deployment", "StatefulSet", "DaemonSet", "ReplicaSet", "ReplicationController", "Job", "CronJob"}
+
+
+def owned_by_a_workload(obj: dict) -> bool:
+    owners = (obj.get("metadata") or {}).get("ownerReferences") or []
+    return any(isinstance(o, dict) and o.get("kind") in _JUDGED_THROUGH_OWNER and o.get("controller") for o in owners)
 
 
 @dataclass
@@ -65,6 +89,7 @@ class Snapshot:
         self.reads: dict[str, KindRead] = {}
         self._progress = progress
         self._etcd_secrets: list[tuple[str, str | None]] | NotVerified | None = None
+        self._served: dict[str, bool] = {}
 
     # -- reading ----------------------------------------------------------------------------------
     def read(self, name: str) -> KindRead:
@@ -147,6 +172,23 @@ class Snapshot:
                     key, _, value = arg[2:].partition("=")
                     flags[key] = value if _ else "true"
         return ComponentConfig(component, f"mirror pod kube-system/{pod['metadata'].get('name')}", flags)
+
+    def serves(self, group: str, version: str) -> bool:
+        """Whether the cluster serves an API group version (a CRD's, say). A failed discovery
+        request is not an answer, so it raises NotVerified instead of returning False."""
+        key = f"{group}/{version}"
+        if key not in self._served:
+            try:
+                answer = self.backend.request("GET", f"/apis/{group}/{version}")
+            except Unreachable as error:
+                raise NotVerified(f"discovery of {key} failed: {error}") from None
+            if answer.status == 404:
+                self._served[key] = False
+            elif answer.ok:
+                self._served[key] = True
+            else:
+                raise NotVerified(f"discovery of {key} answered HTTP {answer.status}")
+        return self._served[key]
 
     def etcd_secrets(self) -> list[tuple[str, str | None]]:
         """Every key under /registry/secrets/ with its encryption header (None: plain text)."""

@@ -48,9 +48,8 @@ def run_suite(report_dir: Path, *args: str, timeout: float = 600, env=None) -> S
 
 
 @pytest.fixture(scope="session")
-def hardened_cluster():
-    with EmbeddedCluster(profile="hardened") as cluster:
-        yield cluster
+def hardened_cluster(embedded_cluster):
+    return embedded_cluster
 
 
 @pytest.fixture(scope="session")
