@@ -5,6 +5,7 @@ weaker audit."""
 
 from __future__ import annotations
 
+import datetime
 import fnmatch
 import hashlib
 from dataclasses import dataclass
@@ -17,6 +18,39 @@ LEVELS = ("privileged", "baseline", "restricted")
 
 class BaselineError(Exception):
     """A baseline that cannot be used; the message names file, line and field."""
+
+
+@dataclass(frozen=True)
+class Waiver:
+    """An accepted risk: findings of one control on the objects the selector matches are reported as
+    waived, with this waiver, until it expires. Not-verified results are waived only if it says so."""
+
+    control: str
+    justification: str
+    owner: str
+    expires: datetime.date
+    kind: str = "*"
+    namespace: str = "*"
+    name: str = "*"
+    not_verified: bool = False
+    line: int = 0  # where it is written, so reports can point at it
+
+    @property
+    def label(self) -> str:
+        return f"{self.control} {self.kind}/{self.namespace}/{self.name} (line {self.line}, owner {self.owner})"
+
+    def expired(self, today: datetime.date) -> bool:
+        return today > self.expires
+
+    def covers(self, controls, obj: dict | None) -> bool:
+        if self.control not in controls:
+            return False
+        obj = obj or {}
+        return (
+            fnmatch.fnmatchcase(str(obj.get("kind") or ""), self.kind)
+            and fnmatch.fnmatchcase(str(obj.get("namespace") or ""), self.namespace)
+            and fnmatch.fnmatchcase(str(obj.get("name") or ""), self.name)
+        )
 
 
 @dataclass(frozen=True)
@@ -33,6 +67,7 @@ class Baseline:
     require_digest_namespaces: tuple[str, ...] = ()  # namespaces (patterns) whose images must be pinned by digest
     sensitive_namespaces: tuple[str, ...] = ()  # workloads here must run on tainted, dedicated nodes
     monitoring_daemonsets: tuple[str, ...] = ()  # "NAMESPACE/NAME" patterns of agents expected on every node
+    waivers: tuple[Waiver, ...] = ()
 
     def is_sensitive(self, namespace: str) -> bool:
         return any(fnmatch.fnmatchcase(namespace, p) for p in self.sensitive_namespaces)
@@ -79,11 +114,20 @@ SCHEMA: dict = {
     "monitoring": {
         "daemonsets": ("list[str]", "NAMESPACE/NAME patterns of agents (logging, monitoring, runtime security) expected on every node"),
     },
+    "waivers": ("list[waiver]", "accepted risks: control, object selector, justification, owner, expiry"),
     "rbac": {
         "wildcard_roles_allowed": ("list[str]", "ClusterRole/NAME or Role/NAMESPACE/NAME patterns"),
         "cluster_admin_subjects": ("list[str]", "User/NAME, Group/NAME or ServiceAccount/NAMESPACE/NAME patterns"),
         "unauthenticated_bindings_allowed": ("list[str]", "ClusterRoleBinding/NAME or RoleBinding/NAMESPACE/NAME patterns"),
     },
+}
+
+
+# The allow-lists' entry forms: kind -> how many non-empty "/"-separated parts follow it.
+REFERENCE_FORMS = {
+    "rbac.cluster_admin_subjects": {"User": 1, "Group": 1, "ServiceAccount": 2},
+    "rbac.wildcard_roles_allowed": {"ClusterRole": 1, "Role": 2},
+    "rbac.unauthenticated_bindings_allowed": {"ClusterRoleBinding": 1, "RoleBinding": 2},
 }
 
 
@@ -122,6 +166,7 @@ def _check(path: Path, node: yaml.Node, schema, field_name: str) -> object:
         for item in node.value:
             if not (isinstance(item, yaml.ScalarNode) and item.tag.endswith(":str") and item.value):
                 raise BaselineError(f"{_where(path, item)}: every entry of '{field_name}' must be a non-empty string")
+            _check_reference(path, item, field_name)
             items.append(item.value)
         return items
     if kind == "map[str,level]":
@@ -133,28 +178,85 @@ def _check(path: Path, node: yaml.Node, schema, field_name: str) -> object:
         for key_node, value_node in node.value:
             if not isinstance(key_node, yaml.ScalarNode) or not key_node.value:
                 raise BaselineError(f"{_where(path, key_node)}: keys of '{field_name}' must be namespace names")
+            if key_node.value in out:
+                # A second entry would silently replace the first one's level.
+                raise BaselineError(f"{_where(path, key_node)}: field '{field_name}.{key_node.value}' is given twice")
             out[key_node.value] = _check(path, value_node, ("level", ""), f"{field_name}.{key_node.value}")
         return out
+    if kind == "list[waiver]":
+        if isinstance(node, yaml.ScalarNode) and node.tag.endswith(":null"):
+            return []
+        if not isinstance(node, yaml.SequenceNode):
+            raise BaselineError(f"{_where(path, node)}: field '{field_name}' must be a list of waivers")
+        return [_waiver(path, item, f"{field_name}[{index}]") for index, item in enumerate(node.value)]
     raise AssertionError(kind)
+
+
+WAIVER_FIELDS = {
+    "control": "the control id the waiver covers, e.g. 5.1.3",
+    "kind": "object kind pattern (default *)",
+    "namespace": "namespace pattern (default *; empty for cluster-scoped objects)",
+    "name": "object name pattern (default *)",
+    "justification": "why the risk is accepted",
+    "owner": "who answers for it",
+    "expires": "YYYY-MM-DD after which the waiver fails the run",
+    "not_verified": "true to also waive results that could not be verified (default false)",
+}
+REQUIRED_WAIVER_FIELDS = ("control", "justification", "owner", "expires")
+
+
+def _waiver(path: Path, node: yaml.Node, field_name: str) -> Waiver:
+    if not isinstance(node, yaml.MappingNode):
+        raise BaselineError(f"{_where(path, node)}: {field_name} must be a mapping with {', '.join(REQUIRED_WAIVER_FIELDS)}")
+    values: dict = {}
+    for key_node, value_node in node.value:
+        key = key_node.value if isinstance(key_node, yaml.ScalarNode) else None
+        if key not in WAIVER_FIELDS:
+            raise BaselineError(
+                f"{_where(path, key_node)}: unknown field '{field_name}.{key}' (known here: {', '.join(WAIVER_FIELDS)})"
+            )
+        if key in values:
+            raise BaselineError(f"{_where(path, key_node)}: field '{field_name}.{key}' is given twice")
+        if not isinstance(value_node, yaml.ScalarNode):
+            raise BaselineError(f"{_where(path, value_node)}: field '{field_name}.{key}' must be a single value")
+        values[key] = value_node
+    for required in REQUIRED_WAIVER_FIELDS:
+        if required not in values or not values[required].value.strip():
+            raise BaselineError(f"{_where(path, node)}: {field_name} needs '{required}' ({WAIVER_FIELDS[required]})")
+    try:
+        expires = datetime.date.fromisoformat(values["expires"].value)
+    except ValueError:
+        raise BaselineError(
+            f"{_where(path, values['expires'])}: field '{field_name}.expires' must be a date YYYY-MM-DD, "
+            f"not {values['expires'].value!r}"
+        ) from None
+    flag = values.get("not_verified")
+    if flag is not None and flag.value not in ("true", "false"):
+        raise BaselineError(f"{_where(path, flag)}: field '{field_name}.not_verified' must be true or false")
+    return Waiver(
+        control=values["control"].value, justification=values["justification"].value, owner=values["owner"].value,
+        expires=expires, kind=values["kind"].value if "kind" in values else "*",
+        namespace=values["namespace"].value if "namespace" in values else "*",
+        name=values["name"].value if "name" in values else "*",
+        not_verified=bool(flag is not None and flag.value == "true"), line=node.start_mark.line + 1,
+    )
 
 
 def _shown(node: yaml.Node) -> str:
     return repr(node.value) if isinstance(node, yaml.ScalarNode) else f"a {node.id}"
 
 
-def _validate_references(path: Path, data: dict) -> None:
-    rbac = data.get("rbac", {})
-    shapes = {
-        "cluster_admin_subjects": {"User": 1, "Group": 1, "ServiceAccount": 2},
-        "wildcard_roles_allowed": {"ClusterRole": 1, "Role": 2},
-        "unauthenticated_bindings_allowed": {"ClusterRoleBinding": 1, "RoleBinding": 2},
-    }
-    for field_name, kinds in shapes.items():
-        for entry in rbac.get(field_name, []):
-            kind, _, rest = entry.partition("/")
-            if kind not in kinds or not rest or rest.count("/") != kinds[kind] - 1:
-                forms = ", ".join(f"{k}/" + "/".join(["NAMESPACE", "NAME"][2 - n:]) for k, n in kinds.items())
-                raise BaselineError(f"{path}: rbac.{field_name}: {entry!r} is not one of the forms {forms}")
+def _check_reference(path: Path, node: yaml.ScalarNode, field_name: str) -> None:
+    """Checked entry by entry, so the error names the line; an empty part ("Role//x") is refused too,
+    as no object has an empty namespace or name."""
+    kinds = REFERENCE_FORMS.get(field_name)
+    if kinds is None:
+        return
+    kind, _, rest = node.value.partition("/")
+    parts = rest.split("/")
+    if kind not in kinds or len(parts) != kinds[kind] or not all(parts):
+        forms = ", ".join(f"{k}/" + "/".join(["NAMESPACE", "NAME"][2 - n:]) for k, n in kinds.items())
+        raise BaselineError(f"{_where(path, node)}: {field_name}: {node.value!r} is not one of the forms {forms}")
 
 
 def load(path: str | Path) -> Baseline:
@@ -170,10 +272,11 @@ def load(path: str | Path) -> Baseline:
         raise BaselineError(f"{path}: the baseline is not UTF-8 text") from None
     except yaml.YAMLError as error:
         mark = getattr(error, "problem_mark", None)
-        where = f"{path}:{mark.line + 1}" if mark else str(path)
+        position = getattr(error, "position", None)  # a ReaderError (e.g. a control character) has no mark
+        line = mark.line + 1 if mark else text.count("\n", 0, position) + 1 if isinstance(position, int) else None
+        where = f"{path}:{line}" if line else str(path)
         raise BaselineError(f"{where}: not valid YAML: {getattr(error, 'problem', None) or error}") from None
     data = {} if node is None else _check(path, node, SCHEMA, "")
-    _validate_references(path, data)
     pod_security = data.get("pod_security", {})
     rbac = data.get("rbac", {})
     defaults = Baseline(str(path), "")
@@ -190,6 +293,7 @@ def load(path: str | Path) -> Baseline:
         require_digest_namespaces=tuple(data.get("images", {}).get("require_digest_namespaces", [])),
         sensitive_namespaces=tuple(data.get("isolation", {}).get("sensitive_namespaces", [])),
         monitoring_daemonsets=tuple(data.get("monitoring", {}).get("daemonsets", [])),
+        waivers=tuple(data.get("waivers", [])),
     )
 
 

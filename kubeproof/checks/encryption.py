@@ -98,6 +98,9 @@ def stored_secret_findings(headers: list[tuple[str, str | None]]) -> list[Findin
     for key, header in headers:
         if not isinstance(key, str):
             raise NotVerified("an etcd key could not be decoded")
+        if header is not None and not isinstance(header, str):
+            # Neither "plain" nor "encrypted" can be read from it; guessing either would be wrong.
+            raise NotVerified(f"the stored header of etcd {key} could not be read")
         if header is None or not header.startswith(ENCRYPTED_PREFIX):
             findings.append(Finding(STORED_CONTROLS, secret_ref_from_key(key), f"etcd {key}",
                                     "stored without the k8s:enc: prefix (plain text)",

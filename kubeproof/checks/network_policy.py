@@ -28,12 +28,12 @@ def _selects_every_pod(selector, where: str) -> bool:
 def effective_policy_types(spec: dict, where: str) -> list[str]:
     """policyTypes as the API server applies them: when omitted, Ingress always, and Egress only if
     the policy has egress rules."""
-    declared = spec.get("policyTypes")
-    if declared is not None:
-        declared = listing(declared, f"{where}.policyTypes")
+    declared = listing(spec.get("policyTypes"), f"{where}.policyTypes")
+    if declared:
         if any(t not in DIRECTIONS for t in declared):
             raise NotVerified(f"{where}.policyTypes holds an unknown value: {declared!r}")
         return declared
+    # The API server defaults an empty list the same way as a missing one.
     egress = listing(spec.get("egress"), f"{where}.egress")
     return ["Ingress", "Egress"] if egress else ["Ingress"]
 
@@ -57,7 +57,7 @@ def denied_directions(policy: dict) -> set[str]:
 def default_deny_findings(namespace: dict, policies: list[dict]) -> list[Finding]:
     metadata(namespace, "namespace")
     covered: set[str] = set()
-    for policy in policies:
+    for policy in listing(policies, "the namespace's NetworkPolicies"):
         covered |= denied_directions(policy)
     missing = [d for d in DIRECTIONS if d not in covered]
     if not missing:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import re
 
-from kubeproof.checks._shape import mapping, metadata
+from kubeproof.checks._shape import listing, mapping, metadata
 from kubeproof.results import Finding, NotVerified, ObjectRef
 
 LABEL_CONTROLS = ("5.2.1",)
@@ -72,10 +72,13 @@ _INCOMPLETE = re.compile(r"only checked against|timeout|timed out", re.IGNORECAS
 def existing_pod_findings(namespace: dict, status: int, warnings: list[str], required: str) -> list[Finding]:
     """From the dry-run of the label: each warning after the header names a pod (or a group of pods
     that share the same problems) that the level would reject."""
-    if not 200 <= status < 300:
+    if not isinstance(status, int) or not 200 <= status < 300:
         raise NotVerified(f"the server-side dry-run of the {ENFORCE} label was refused (HTTP {status})")
     ref = ObjectRef.of(namespace, "Namespace")
-    texts = [w for w in warnings if isinstance(w, str)]
+    texts = listing(warnings, "the dry-run's warnings")
+    if not all(isinstance(w, str) for w in texts):
+        # A warning we cannot read may be the one that names a pod; dropping it could turn into a pass.
+        raise NotVerified("a warning of the server-side dry-run is not text")
     incomplete = [w for w in texts if _INCOMPLETE.search(w)]
     findings = [
         Finding(ADMISSION_CONTROLS, ref, "existing pods", warning, f"pods that meet {required}", _REMEDIATE_EXISTING)
@@ -111,9 +114,11 @@ def privileged_probe_pod(namespace: str) -> dict:
 def probe_rejected_by_pod_security(status: int, message: str) -> bool | None:
     """True: PodSecurity refused the privileged pod. False: it was admitted. None: refused for some
     other reason, so the probe proves nothing."""
+    if not isinstance(status, int):
+        return None  # no HTTP answer to judge
     if 200 <= status < 300:
         return False
-    if status == 403 and "violates PodSecurity" in (message or ""):
+    if status == 403 and isinstance(message, str) and "violates PodSecurity" in message:
         return True
     return None
 
@@ -123,7 +128,8 @@ def privileged_probe_findings(namespace: dict, status: int, message: str, requir
     if rejected is None:
         raise NotVerified(
             f"the dry-run create of a privileged pod was refused for another reason (HTTP {status}: "
-            f"{(message or '')[:200]}), so it does not show what PodSecurity admission would do"
+            f"{(message if isinstance(message, str) else '')[:200]}), so it does not show what PodSecurity "
+            "admission would do"
         )
     if rejected:
         return []

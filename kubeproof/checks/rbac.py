@@ -23,8 +23,10 @@ _REMEDIATE_CLUSTER_ADMIN = (
 
 def role_reference(role: dict) -> str:
     meta = metadata(role, "role")
-    if role.get("kind") == "Role" or meta.get("namespace"):
-        return f"Role/{meta.get('namespace')}/{meta['name']}"
+    namespace = text(meta.get("namespace"), "role metadata.namespace", required=False)
+    if role.get("kind") == "Role" or namespace:
+        # A Role without a readable namespace would be "Role/None/..." and could match an allow-list pattern.
+        return f"Role/{text(namespace, 'role metadata.namespace')}/{meta['name']}"
     return f"ClusterRole/{meta['name']}"
 
 
@@ -74,8 +76,10 @@ def subject_reference(subject: dict, binding_namespace: str | None, where: str) 
 
 def binding_reference(binding: dict) -> str:
     meta = metadata(binding, "binding")
-    if binding.get("kind") == "RoleBinding" or meta.get("namespace"):
-        return f"RoleBinding/{meta.get('namespace')}/{meta['name']}"
+    namespace = text(meta.get("namespace"), "binding metadata.namespace", required=False)
+    if binding.get("kind") == "RoleBinding" or namespace:
+        # Same as for roles: no guessed namespace in a reference the baseline's patterns are matched against.
+        return f"RoleBinding/{text(namespace, 'binding metadata.namespace')}/{meta['name']}"
     return f"ClusterRoleBinding/{meta['name']}"
 
 
