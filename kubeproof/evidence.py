@@ -8,8 +8,6 @@ from __future__ import annotations
 
 import html
 import json
-import os
-import tempfile
 from collections import Counter, defaultdict
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -17,8 +15,12 @@ from typing import Any
 
 from kubeproof.practices import FRAMEWORKS, PRACTICES
 
-STATUSES = ("passed", "failed", "not_verified", "skipped", "error")
-LABELS = {"passed": "passed", "failed": "failed", "not_verified": "not verified", "skipped": "skipped", "error": "error"}
+STATUSES = ("passed", "failed", "waived", "accepted", "not_verified", "skipped", "error")
+LABELS = {"passed": "passed", "failed": "failed", "waived": "waived", "accepted": "accepted",
+          "not_verified": "not verified", "skipped": "skipped", "error": "error"}
+# How each status shows in pytest's own outcomes (terminal, pytest-html, JUnit): the same counts everywhere.
+PYTEST_OUTCOME = {"passed": "passed", "failed": "failed", "waived": "xfailed", "accepted": "xfailed",
+                  "not_verified": "skipped", "skipped": "skipped", "error": "error"}
 
 
 @dataclass
@@ -48,16 +50,18 @@ def counts_by_practice(records: list[Record]) -> dict[str, Counter]:
     return dict(sorted(table.items()))
 
 
-def write_json_atomically(path: Path, data) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    handle, temporary = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".partial")
-    try:
-        with os.fdopen(handle, "w") as out:
-            json.dump(data, out, indent=1, sort_keys=False, default=str)
-        os.replace(temporary, path)
-    except BaseException:
-        os.unlink(temporary)
-        raise
+def counts_by_control(records: list[Record]) -> dict[str, Counter]:
+    table: dict[str, Counter] = defaultdict(Counter)
+    for record in records:
+        for control in record.controls.get("cis", []) or ["(no CIS id)"]:
+            table[control][record.status] += 1
+    return dict(sorted(table.items(), key=lambda kv: [(0, int(p), "") if p.isdigit() else (1, 0, p) for p in kv[0].split(".")]))
+
+
+def outcome_counts(records: list[Record], strict: bool = False) -> dict[str, int]:
+    outcome = dict(PYTEST_OUTCOME, not_verified="failed") if strict else PYTEST_OUTCOME
+    counts = Counter(outcome[r.status] for r in records)
+    return {"tests": len(records), **{k: counts.get(k, 0) for k in ("passed", "failed", "error", "skipped", "xfailed")}}
 
 
 def _cell(value: Any) -> str:
@@ -74,11 +78,20 @@ def summary_html(records: list[Record], environment: dict[str, Any]) -> str:
             + "".join(f"<td>{counts.get(status, 0)}</td>" for status in STATUSES) + "</tr>"
         )
     header = "".join(f"<th>{LABELS[s]}</th>" for s in STATUSES)
+    control_rows = []
+    for control, counts in counts_by_control(records).items():
+        control_rows.append(
+            f"<tr><td>CIS {_cell(control)}</td>" + "".join(f"<td>{counts.get(status, 0)}</td>" for status in STATUSES) + "</tr>"
+        )
     env_rows = "".join(f"<tr><th>{_cell(k)}</th><td>{_cell(v)}</td></tr>" for k, v in environment.items())
     return (
         '<h2>kubeproof summary by practice</h2>'
         f'<table class="kubeproof-summary"><tr><th>practice</th>{header}</tr>{"".join(rows)}</table>'
-        '<p>"not verified" means the data a check needs could not be read or judged; it is never counted as a pass.</p>'
+        '<p>"not verified" means the data a check needs could not be read or judged; it is never counted as a pass. '
+        'In pytest\'s own counts below, not verified results are skipped (failed with --strict) and waived or '
+        'accepted findings are expected failures.</p>'
+        f'<details><summary>Summary by control</summary><table class="kubeproof-summary"><tr><th>control</th>{header}</tr>'
+        f'{"".join(control_rows)}</table></details>'
         f'<h2>Audited cluster</h2><table class="kubeproof-environment">{env_rows}</table>'
     )
 

@@ -1,7 +1,7 @@
 """The pytest plugin: options, fixtures, parametrisation over cluster objects, outcomes, evidence.
 
 Data flows one way: the session's backend feeds the snapshot, tests call pure checks on what the
-snapshot holds and hand the findings to `verdict`, and the records become the report."""
+snapshot holds and hand the findings to `verdict`, and the records become the run folder's artifacts."""
 
 from __future__ import annotations
 
@@ -12,20 +12,24 @@ from pathlib import Path
 import pytest
 
 import kubeproof
+from kubeproof import ratchet
+from kubeproof.artifacts import RunFolder, sarif_log
 from kubeproof.backends import Unreachable
-from kubeproof.evidence import Record, counts_by_practice, row_html, summary_html, write_json_atomically
+from kubeproof.evidence import Record, counts_by_control, counts_by_practice, outcome_counts, row_html, summary_html
+from kubeproof.governance import Governance
 from kubeproof.practices import FRAMEWORKS, PRACTICES
 from kubeproof.results import Finding, NotVerified, ObjectRef
-from kubeproof.snapshot import WORKLOAD_KINDS, owned_by_a_workload
 from kubeproof.session import EXIT_CONFIG, EXIT_UNREACHABLE, Audit, ConfigError, Options, resolve_cluster
+from kubeproof.snapshot import WORKLOAD_KINDS, owned_by_a_workload
 
 AUDIT = pytest.StashKey["Audit | None"]()
 RECORDS = pytest.StashKey[list]()
 STARTED = pytest.StashKey[datetime.datetime]()
-REPORT_STEM = pytest.StashKey[str]()
+RUN = pytest.StashKey["RunFolder | None"]()
+GOVERNANCE = pytest.StashKey[Governance]()
 VERDICT = pytest.StashKey["Verdict"]()
-PARTIAL_HTML = pytest.StashKey[tuple]()
 COMPLETED = pytest.StashKey[bool]()
+UPDATED = pytest.StashKey[tuple]()  # (accepted file, entries) after --update-baseline
 
 # Test parameters that stand for cluster objects, and the kinds that fill them.
 OBJECT_PARAMETERS = {
@@ -39,6 +43,7 @@ OBJECT_PARAMETERS = {
     "workload": WORKLOAD_KINDS,
 }
 SUITE_FOLDER = "tests_cluster"
+WAIVER_TESTS = "test_baseline_waivers.py"
 
 
 class Unreadable:
@@ -62,26 +67,19 @@ def pytest_addoption(parser):
     group.addoption("--etcd-ca", help="CA bundle for --etcd-endpoint")
     group.addoption("--etcd-cert", help="client certificate for --etcd-endpoint")
     group.addoption("--etcd-key", help="client key for --etcd-endpoint")
+    group.addoption("--fail-on", choices=("any", "new"), default="any",
+                    help="'new': fail only on findings not recorded as accepted beside the baseline (the ratchet)")
+    group.addoption("--update-baseline", action="store_true",
+                    help="record this run's findings as accepted (<baseline>.accepted.yaml) for --fail-on=new")
+    group.addoption("--report-dir", default="reports", help="where run folders are written (default: reports/)")
     # --strict is pytest's own flag (strict markers, config and ids); kubeproof also reads it to count
     # "not verified" results as failures.
-    group.addoption("--report-dir", default="reports", help="where reports are written (default: reports/)")
 
 
-@pytest.hookimpl(tryfirst=True)
-def pytest_configure(config):
-    for name, text in PRACTICES.items():
-        config.addinivalue_line("markers", f"{name}: practice: {text}")
-    for name, text in FRAMEWORKS.items():
-        config.addinivalue_line("markers", f"{name}(*ids): {text}")
-    config.stash[AUDIT] = None
-    config.stash[RECORDS] = []
-    config.stash[STARTED] = datetime.datetime.now(datetime.timezone.utc)
-    if _is_audit(config):
-        try:
-            cluster = resolve_cluster(_options(config))
-        except ConfigError as error:
-            pytest.exit(f"kubeproof: {error}", returncode=EXIT_CONFIG)
-        _name_report(config, cluster)
+def _options(config) -> Options:
+    get = config.getoption
+    return Options(get("cluster"), get("kubeconfig"), get("baseline"), get("local_profile"), get("local_attach"),
+                   get("etcd_endpoint"), get("etcd_ca"), get("etcd_cert"), get("etcd_key"))
 
 
 def _is_audit(config) -> bool:
@@ -94,16 +92,37 @@ def _is_audit(config) -> bool:
     return False
 
 
-def _options(config) -> Options:
-    get = config.getoption
-    return Options(get("cluster"), get("kubeconfig"), get("baseline"), get("local_profile"), get("local_attach"),
-                   get("etcd_endpoint"), get("etcd_ca"), get("etcd_cert"), get("etcd_key"))
+# -- session ---------------------------------------------------------------------------------------
+@pytest.hookimpl(tryfirst=True)
+def pytest_configure(config):
+    for name, text in PRACTICES.items():
+        config.addinivalue_line("markers", f"{name}: practice: {text}")
+    for name, text in FRAMEWORKS.items():
+        config.addinivalue_line("markers", f"{name}(*ids): {text}")
+    config.stash[AUDIT] = None
+    config.stash[RUN] = None
+    config.stash[RECORDS] = []
+    config.stash[STARTED] = datetime.datetime.now(datetime.timezone.utc)
+    if not _is_audit(config):
+        return
+    try:
+        cluster = resolve_cluster(_options(config))
+    except ConfigError as error:
+        pytest.exit(f"kubeproof: {error}", returncode=EXIT_CONFIG)
+    # Set before pytest-html and junitxml configure, which this hook runs ahead of.
+    stamp = config.stash[STARTED].strftime("%Y%m%dT%H%M%SZ")
+    safe_name = "".join(c if c.isalnum() or c in "-_." else "_" for c in cluster)
+    run = RunFolder(Path(config.rootpath, config.getoption("report_dir")), f"{safe_name}-{stamp}")
+    config.stash[RUN] = run
+    config.option.htmlpath = str(run.html)
+    config.option.self_contained_html = True
+    config.option.xmlpath = str(run.junit)
 
 
 @pytest.hookimpl(tryfirst=True)
 def pytest_collection(session):
     config = session.config
-    if not _is_audit(config):
+    if config.stash[RUN] is None:
         return None
     reporter = config.pluginmanager.get_plugin("terminalreporter")
 
@@ -113,79 +132,87 @@ def pytest_collection(session):
 
     try:
         audit = Audit.open(_options(config), config.rootpath, progress=progress)
+        accepted = None
+        if config.getoption("fail_on") == "new":
+            accepted = ratchet.load(ratchet.accepted_path(audit.baseline.path))
     except ConfigError as error:
+        pytest.exit(f"kubeproof: {error}", returncode=EXIT_CONFIG)
+    except ratchet.AcceptedFileError as error:
+        audit.close()
         pytest.exit(f"kubeproof: {error}", returncode=EXIT_CONFIG)
     except Unreachable as error:
         pytest.exit(f"kubeproof: cannot reach the API server {error.endpoint}: {error.reason}", returncode=EXIT_UNREACHABLE)
     config.stash[AUDIT] = audit
+    config.stash[GOVERNANCE] = Governance(audit.baseline.waivers, datetime.date.today(), accepted)
+    _add_environment_metadata(config, audit)
     progress(f"auditing {audit.cluster} at {audit.backend.server} (Kubernetes {audit.server_version.get('gitVersion', '?')}) "
-             f"against {audit.baseline.path}")
+             f"as {audit.identity}, against {audit.baseline.path}")
     return None
-
-
-def _name_report(config, cluster: str) -> None:
-    """reports/<cluster>-<UTC timestamp>.html, self-contained; set before pytest-html configures."""
-    stamp = config.stash[STARTED].strftime("%Y%m%dT%H%M%SZ")
-    safe_name = "".join(c if c.isalnum() or c in "-_." else "_" for c in cluster)
-    stem = f"{safe_name}-{stamp}"
-    config.stash[REPORT_STEM] = stem
-    if not config.getoption("htmlpath", None):
-        # pytest-html writes here; the file gets its real name only when the run completes.
-        report_dir = _report_dir(config)
-        report_dir.mkdir(parents=True, exist_ok=True)
-        config.option.htmlpath = str(report_dir / f".{stem}.html.partial")
-        config.stash[PARTIAL_HTML] = (Path(config.option.htmlpath), report_dir / f"{stem}.html")
-    config.option.self_contained_html = True
-
-
-def _report_dir(config) -> Path:
-    return Path(config.rootpath, config.getoption("report_dir"))
 
 
 def _environment(config, audit: Audit) -> dict:
     return {
         "cluster": audit.cluster,
+        "cluster fingerprint": audit.fingerprint,
         "backend": audit.backend.kind,
         "API server": audit.backend.server,
         "server version": audit.server_version.get("gitVersion", "unknown"),
+        "identity": audit.identity,
         "baseline": audit.baseline.path,
         "baseline sha256": audit.baseline.sha256,
-        "kubeproof": f"{kubeproof.__version__} ({_git_commit(config.rootpath)})",
+        "kubeproof version": kubeproof.__version__,
+        "kubeproof commit": _git_commit(config.rootpath),
         "started (UTC)": config.stash[STARTED].isoformat(timespec="seconds"),
         "strict": bool(config.getoption("strict")),
+        "fail on": config.getoption("fail_on"),
     }
+
+
+def _add_environment_metadata(config, audit: Audit) -> None:
+    try:
+        from pytest_metadata.plugin import metadata_key
+    except ImportError:  # pytest-html without pytest-metadata: the summary still carries it
+        return
+    config.stash[metadata_key].update({k: str(v) for k, v in _environment(config, audit).items()})
 
 
 def _git_commit(root) -> str:
     try:
-        return subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=root, capture_output=True, text=True,
-                              timeout=5).stdout.strip() or "no commit"
+        done = subprocess.run(["git", "rev-parse", "HEAD"], cwd=root, capture_output=True, text=True, timeout=5)
+        dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"], cwd=root,
+                               capture_output=True, text=True, timeout=5).stdout.strip()
+        return (done.stdout.strip() or "no commit") + (" (with uncommitted changes)" if dirty else "")
     except (OSError, subprocess.SubprocessError):
-        return "unknown commit"
+        return "unknown"
 
 
-def _object_id(obj: dict, kind: str) -> str:
-    return str(ObjectRef.of(obj, kind))
+def pytest_collection_modifyitems(session, config, items):
+    # Waiver tests judge what every other test matched, so they run last.
+    items.sort(key=lambda item: item.path.name == WAIVER_TESTS)
 
 
 def pytest_generate_tests(metafunc):
     audit = metafunc.config.stash.get(AUDIT, None)
-    for parameter, kinds in OBJECT_PARAMETERS.items():
-        if parameter not in metafunc.fixturenames:
+    wanted = [p for p in (*OBJECT_PARAMETERS, "waiver") if p in metafunc.fixturenames]
+    if wanted and audit is None:
+        raise pytest.UsageError(f"{metafunc.definition.nodeid} needs cluster objects; run it as part of {SUITE_FOLDER}/")
+    if "waiver" in wanted:
+        metafunc.parametrize("waiver", [
+            pytest.param(w, marks=pytest.mark.cis(w.control), id=f"line{w.line}-{w.control}-{w.kind}/{w.namespace}/{w.name}")
+            for w in audit.baseline.waivers
+        ])
+    for parameter in wanted:
+        if parameter == "waiver":
             continue
-        if audit is None:
-            raise pytest.UsageError(
-                f"{metafunc.definition.nodeid} needs cluster objects; run it as part of {SUITE_FOLDER}/"
-            )
         values, ids = [], []
-        for name in kinds:
+        for name in OBJECT_PARAMETERS[parameter]:
             read = audit.snapshot.read(name)
             if read.readable:
                 for item in read.items:
                     if parameter == "workload" and owned_by_a_workload(item):
                         continue
                     values.append(item)
-                    ids.append(_object_id(item, read.kind.kind))
+                    ids.append(str(ObjectRef.of(item, read.kind.kind)))
             else:
                 values.append(Unreadable(read.kind.kind, read.error))
                 ids.append(f"{read.kind.kind}:unreadable")
@@ -217,8 +244,14 @@ def baseline(request):
 
 
 @pytest.fixture(scope="session")
+def governance(request) -> Governance:
+    _audit(request)
+    return request.config.stash[GOVERNANCE]
+
+
+@pytest.fixture(scope="session")
 def probes(request):
-    """Read-only live questions (anonymous GETs, server-side dry-runs), each asked once."""
+    """Read-only live questions (anonymous GETs, server-side dry-runs, access reviews), each asked once."""
     from kubeproof.probes import Probes
 
     return Probes(_audit(request).backend)
@@ -270,8 +303,16 @@ def verdict(request) -> Verdict:
 
 
 # -- outcomes --------------------------------------------------------------------------------------
+def _in_suite(item) -> bool:
+    return Path(item.config.rootpath, SUITE_FOLDER).resolve() in Path(item.path).resolve().parents
+
+
 @pytest.hookimpl(tryfirst=True)
 def pytest_runtest_setup(item):
+    if item.config.stash.get(AUDIT, None) is None or not _in_suite(item):
+        return
+    for framework, ids in _controls(item).items():
+        item.user_properties.extend((framework, control) for control in ids)
     callspec = getattr(item, "callspec", None)
     for value in (callspec.params.values() if callspec else ()):
         if isinstance(value, Unreadable):
@@ -290,8 +331,7 @@ def _subject(item) -> dict | None:
     callspec = getattr(item, "callspec", None)
     for name, value in (callspec.params.items() if callspec else ()):
         if isinstance(value, dict):
-            kind = value.get("kind") or name
-            return ObjectRef.of(value, kind).__dict__
+            return ObjectRef.of(value, value.get("kind") or name).__dict__
         if isinstance(value, Unreadable):
             return {"kind": value.kind, "name": "(could not be listed)"}
         if isinstance(value, str) and name == "path":
@@ -299,65 +339,76 @@ def _subject(item) -> dict | None:
     return None
 
 
-@pytest.hookimpl(wrapper=True)
-def pytest_runtest_makereport(item, call):
-    report = yield
-    audit = item.config.stash.get(AUDIT, None)
-    if audit is None or not _in_suite(item):
-        return report
-    excinfo = call.excinfo
-    status = None
-    reason = ""
-    if excinfo is not None and isinstance(excinfo.value, (NotVerified, Unreachable)):
-        reason = excinfo.value.reason if isinstance(excinfo.value, NotVerified) else f"API server unreachable: {excinfo.value}"
-        status = "not_verified"
-        if item.config.getoption("strict"):
-            report.outcome = "failed"
-            report.longrepr = f"NOT VERIFIED (--strict): {reason}"
-        else:
-            report.outcome = "skipped"
-            report.longrepr = (str(item.path), item.location[1] + 1, f"NOT VERIFIED: {reason}")
-        report.kubeproof_not_verified = True
-    records = item.config.stash[RECORDS]
+def _record(item) -> Record:
     record = getattr(item, "_kubeproof_record", None)
     if record is None:
         record = Record(item.nodeid, item.originalname, _practice(item), _controls(item), _subject(item))
         item._kubeproof_record = record
-        records.append(record)
-    found = item.stash.get(VERDICT, None)
-    if status is None:
-        if report.outcome == "failed":
-            status = "failed" if (found and found.findings and call.when == "call") else "error"
-            if status == "error":
-                reason = _short(report.longreprtext)
-        elif report.outcome == "skipped":
-            status = "skipped"
-            reason = _skip_reason(report)
-        elif call.when == "call":
-            status = "passed"
-    if status and (record.status in ("passed",) or status in ("not_verified", "failed", "error")):
-        if not (record.status in ("failed", "error", "not_verified") and status in ("passed", "skipped")):
-            record.status, record.reason = status, reason or record.reason
-    if found is not None:
-        record.findings = [f.to_dict() for f in found.findings]
-        record.facts = dict(found.facts)
+        item.config.stash[RECORDS].append(record)
+    return record
+
+
+def _status(report, call, verdict) -> tuple[str | None, str]:
+    """kubeproof's reading of one phase: None when the phase says nothing new (a passed setup)."""
+    excinfo = call.excinfo
+    if excinfo is not None and isinstance(excinfo.value, NotVerified):
+        return "not_verified", excinfo.value.reason
+    if excinfo is not None and isinstance(excinfo.value, Unreachable):
+        return "not_verified", f"the API server stopped answering: {excinfo.value}"
+    if report.outcome == "failed":
+        if verdict is not None and verdict.findings and call.when == "call":
+            return "failed", ""
+        return "error", _last_line(report.longreprtext)
+    if report.outcome == "skipped":
+        longrepr = report.longrepr
+        reason = str(longrepr[2]) if isinstance(longrepr, tuple) and len(longrepr) == 3 else _last_line(str(longrepr))
+        return "skipped", reason.removeprefix("Skipped: ")
+    return ("passed", "") if call.when == "call" else (None, "")
+
+
+def _last_line(text: str) -> str:
+    lines = (text or "").strip().splitlines()
+    return lines[-1][:500] if lines else ""
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_makereport(item, call):
+    report = yield
+    if item.config.stash.get(AUDIT, None) is None or not _in_suite(item):
+        return report
+    verdict = item.stash.get(VERDICT, None)
+    record = _record(item)
+    if verdict is not None:
+        record.findings = [f.to_dict() for f in verdict.findings]
+        record.facts = dict(verdict.facts)
+    status, reason = _status(report, call, verdict)
+    if status is None or (record.status in ("failed", "error", "not_verified", "waived", "accepted") and status in ("passed", "skipped")):
+        report.kubeproof_record = record
+        return report
+    judgement = item.config.stash[GOVERNANCE].judge(status, record.test, record.controls.get("cis", []), record.object, record.findings)
+    record.status = judgement.status
+    record.reason = "; ".join(p for p in (reason, judgement.note) if p)
+    _apply(report, item, record)
     report.kubeproof_record = record
     return report
 
 
-def _in_suite(item) -> bool:
-    return Path(item.config.rootpath, SUITE_FOLDER).resolve() in Path(item.path).resolve().parents
-
-
-def _short(text: str) -> str:
-    return (text or "").strip().splitlines()[-1][:500] if text else ""
-
-
-def _skip_reason(report) -> str:
-    longrepr = report.longrepr
-    if isinstance(longrepr, tuple) and len(longrepr) == 3:
-        return str(longrepr[2]).removeprefix("Skipped: ")
-    return _short(str(longrepr))
+def _apply(report, item, record: Record) -> None:
+    """Map kubeproof's status onto pytest's outcomes, so every artifact counts the same way:
+    not verified -> skipped (failed with --strict), waived or accepted -> xfailed."""
+    if record.status == "not_verified":
+        if item.config.getoption("strict"):
+            report.outcome = "failed"
+            report.longrepr = f"NOT VERIFIED (--strict): {record.reason}"
+        else:
+            report.outcome = "skipped"
+            report.longrepr = (str(item.path), item.location[1] + 1, f"NOT VERIFIED: {record.reason}")
+        report.kubeproof_not_verified = True
+    elif record.status in ("waived", "accepted"):
+        report.outcome = "skipped"
+        report.wasxfail = f"{record.status.upper()}: {record.reason}"
+    elif record.status == "failed" and record.reason:
+        report.longrepr = f"{report.longreprtext}\n{record.reason}"
 
 
 def pytest_report_teststatus(report, config):
@@ -370,12 +421,14 @@ def pytest_report_teststatus(report, config):
 def pytest_html_results_summary(prefix, summary, postfix, session):
     audit = session.config.stash.get(AUDIT, None)
     if audit is not None:
-        prefix.append(summary_html(session.config.stash[RECORDS], _environment(session.config, audit)))
+        environment = _environment(session.config, audit)
+        environment["finished (UTC)"] = _now()
+        prefix.append(summary_html(session.config.stash[RECORDS], environment))
 
 
 def pytest_html_results_table_html(report, data):
     record = getattr(report, "kubeproof_record", None)
-    if record is not None and report.when == "call" or (record is not None and report.outcome != "passed"):
+    if record is not None and (report.when == "call" or report.outcome != "passed"):
         data.append(row_html(record))
 
 
@@ -383,22 +436,41 @@ def pytest_html_report_title(report):
     report.title = "kubeproof compliance evidence"
 
 
+def _now() -> str:
+    return datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds")
+
+
 def pytest_sessionfinish(session, exitstatus):
     config = session.config
-    audit = config.stash.get(AUDIT, None)
-    # Only a run that got to the end leaves artifacts under their real names (0 proven, 1 findings).
-    config.stash[COMPLETED] = audit is not None and int(exitstatus) in (0, 1)
+    audit, run = config.stash.get(AUDIT, None), config.stash.get(RUN, None)
+    # Only a run that got to the end leaves a run folder (0 proven, 1 findings).
+    config.stash[COMPLETED] = audit is not None and run is not None and int(exitstatus) in (0, 1)
     if not config.stash[COMPLETED]:
         return
-    records = config.stash[RECORDS]
+    records: list[Record] = config.stash[RECORDS]
+    governance: Governance = config.stash[GOVERNANCE]
     environment = _environment(config, audit)
-    environment["finished (UTC)"] = datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds")
-    write_json_atomically(_report_dir(config) / f"{config.stash[REPORT_STEM]}.json", {
+    environment["finished (UTC)"] = _now()
+    tests_run = {r.test for r in records}
+    run.write_json("results.json", {
         "environment": environment,
         "snapshot": audit.snapshot.summary(),
-        "summary": {p: dict(c) for p, c in counts_by_practice(records).items()},
+        "counts": outcome_counts(records, strict=bool(config.getoption("strict"))),
+        "summary_by_practice": {p: dict(c) for p, c in counts_by_practice(records).items()},
+        "summary_by_control": {c: dict(n) for c, n in counts_by_control(records).items()},
+        "waivers": {
+            "stale": [w.label for w in governance.stale()],
+            "expired": [w.label for w in audit.baseline.waivers if w.expired(governance.today)],
+        },
+        "ratchet": {"fail_on": config.getoption("fail_on"),
+                    "fixed": governance.fixed(tests_run) if governance.accepted is not None else []},
         "results": [r.to_dict() for r in records],
     })
+    run.write_json("results.sarif", sarif_log(records, kubeproof.__version__, getattr(audit.backend, "sources", {})))
+    if config.getoption("update_baseline"):
+        path = ratchet.accepted_path(audit.baseline.path)
+        previous = ratchet.load(path) if path.exists() else {}
+        config.stash[UPDATED] = (path, ratchet.save(path, [r for r in records if r.findings], previous))
 
 
 def pytest_terminal_summary(terminalreporter, exitstatus, config):
@@ -409,9 +481,18 @@ def pytest_terminal_summary(terminalreporter, exitstatus, config):
     for practice, counts in counts_by_practice(config.stash[RECORDS]).items():
         shown = ", ".join(f"{n} {s.replace('_', ' ')}" for s, n in sorted(counts.items()))
         terminalreporter.write_line(f"{PRACTICES.get(practice, practice)}: {shown}")
-    stem = config.stash.get(REPORT_STEM, None)
-    if stem and config.stash.get(COMPLETED, False):
-        terminalreporter.write_line(f"evidence: {_report_dir(config) / stem}.html and .json")
+    governance: Governance = config.stash[GOVERNANCE]
+    for waiver in governance.stale():
+        terminalreporter.write_line(f"stale waiver (matched nothing): {waiver.label}", yellow=True)
+    if governance.accepted is not None:
+        for entry in governance.fixed({r.test for r in config.stash[RECORDS]}):
+            terminalreporter.write_line(f"fixed since accepted: {entry.get('test')} {entry.get('object')} {entry.get('path')}", green=True)
+    updated = config.stash.get(UPDATED, None)
+    if updated:
+        terminalreporter.write_line(f"recorded {updated[1]} accepted finding(s) in {updated[0]}")
+    run = config.stash.get(RUN, None)
+    if run is not None and config.stash.get(COMPLETED, False):
+        terminalreporter.write_line(f"evidence: {run.final}/ ({run.stem}.html, results.json, junit.xml, results.sarif, SHA256SUMS)")
 
 
 @pytest.hookimpl(trylast=True)
@@ -420,10 +501,10 @@ def pytest_unconfigure(config):
     if audit is not None:
         config.stash[AUDIT] = None
         audit.close()
-    partial = config.stash.get(PARTIAL_HTML, None)
-    if partial:
-        written, final = partial
-        if config.stash.get(COMPLETED, False) and written.exists():
-            written.replace(final)
+    run = config.stash.get(RUN, None)
+    if run is not None:
+        config.stash[RUN] = None
+        if config.stash.get(COMPLETED, False) and run.html.exists():
+            run.finish()
         else:
-            written.unlink(missing_ok=True)
+            run.abandon()

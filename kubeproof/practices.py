@@ -16,6 +16,7 @@ PRACTICES = {
     "monitoring": "Runtime monitoring agents",
     "service_mesh": "Service-mesh mTLS",
     "network": "Network enforcement",
+    "governance": "Baseline waivers",
 }
 
 FRAMEWORKS = {

@@ -129,6 +129,23 @@ class Audit:
     baseline: baselines.Baseline
     snapshot: Snapshot
     server_version: dict
+    identity: str = "unknown"
+    fingerprint: str = "unknown"
+
+    def describe_identity(self) -> None:
+        """Who the suite runs as (SelfSubjectReview) and which cluster this is (the kube-system
+        namespace's UID, which survives upgrades and differs between clusters), for the evidence."""
+        review = self.backend.request("POST", "/apis/authentication.k8s.io/v1/selfsubjectreviews", body={
+            "apiVersion": "authentication.k8s.io/v1", "kind": "SelfSubjectReview"})
+        info = ((review.body or {}).get("status") or {}).get("userInfo") if isinstance(review.body, dict) else None
+        if review.ok and isinstance(info, dict):
+            groups = ", ".join(g for g in info.get("groups") or [] if isinstance(g, str))
+            self.identity = f"{info.get('username', '?')} (groups: {groups or 'none'})"
+        else:
+            self.identity = f"unknown (SelfSubjectReview answered HTTP {review.status})"
+        namespace = self.backend.request("GET", "/api/v1/namespaces/kube-system")
+        uid = ((namespace.body or {}).get("metadata") or {}).get("uid") if isinstance(namespace.body, dict) else None
+        self.fingerprint = f"kube-system uid {uid}" if namespace.ok and uid else f"unknown (HTTP {namespace.status})"
 
     @classmethod
     def open(cls, options: Options, root: Path, progress=None) -> "Audit":
@@ -150,7 +167,13 @@ class Audit:
         except BaseException:
             backend.close()
             raise
-        return cls(cluster, backend, baseline, Snapshot(backend, progress=progress), version)
+        audit = cls(cluster, backend, baseline, Snapshot(backend, progress=progress), version)
+        try:
+            audit.describe_identity()
+        except Unreachable:
+            backend.close()
+            raise
+        return audit
 
     def close(self) -> None:
         self.backend.close()

@@ -21,7 +21,7 @@ class SuiteRun:
     returncode: int
     output: str
     results: dict | None
-    report_dir: Path
+    run_folder: Path  # the run's folder under the report directory (the directory itself if none)
 
     def records(self, status: str | None = None) -> list[dict]:
         found = (self.results or {}).get("results", [])
@@ -42,9 +42,9 @@ def run_suite(report_dir: Path, *args: str, timeout: float = 600, env=None) -> S
     command = [sys.executable, "-m", "pytest", "tests_cluster", "-q", "-p", "no:cacheprovider",
                f"--report-dir={report_dir}", *args]
     process = subprocess.run(command, cwd=ROOT, capture_output=True, text=True, timeout=timeout, env=env)
-    reports = sorted(report_dir.glob("*.json")) if report_dir.exists() else []
-    results = json.loads(reports[-1].read_text()) if reports else None
-    return SuiteRun(process.returncode, process.stdout + process.stderr, results, report_dir)
+    folders = sorted(p.parent for p in report_dir.glob("*/results.json")) if report_dir.exists() else []
+    results = json.loads((folders[-1] / "results.json").read_text()) if folders else None
+    return SuiteRun(process.returncode, process.stdout + process.stderr, results, folders[-1] if folders else report_dir)
 
 
 @pytest.fixture(scope="session")

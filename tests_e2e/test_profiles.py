@@ -23,8 +23,9 @@ def test_hardened_cluster_passes_every_practice(hardened_cluster, tmp_path):
     assert run.records("not_verified") == [], run.records("not_verified")
     passed_practices = {r["practice"] for r in run.records("passed")}
     assert HEADLINE <= passed_practices
-    html = list(run.report_dir.glob("local-*.html"))
-    assert len(html) == 1 and not list(run.report_dir.glob(".*partial"))
+    html = list(run.run_folder.glob("local-*.html"))
+    assert run.run_folder.name.startswith("local-") and len(html) == 1
+    assert not list(run.run_folder.parent.glob(".*partial"))
     page = html[0].read_text()
     for practice in HEADLINE:
         assert PRACTICES[practice] in page
@@ -52,4 +53,4 @@ def test_insecure_cluster_fails_each_practice_naming_object_control_and_value(in
     assert ("test_cluster_admin_is_bound_only_to_allowed_subjects", "ClusterRoleBinding/insecure-operator-admin") in failures
     assert ("test_binding_grants_nothing_to_unauthenticated_users", "ClusterRoleBinding/insecure-anonymous-view") in failures
     assert ("test_every_stored_secret_is_encrypted", "") in failures
-    assert "insecure-everything" in run.output and "5.1.3" in (run.report_dir / next(run.report_dir.glob("*.html")).name).read_text()
+    assert "insecure-everything" in run.output and "5.1.3" in next(run.run_folder.glob("*.html")).read_text()
