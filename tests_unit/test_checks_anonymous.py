@@ -48,7 +48,13 @@ def test_401_passes():
     assert anonymous.probe_findings("/api", 401, "Unauthorized") == []
 
 
-@pytest.mark.parametrize("status", [403, 200, 302, 404, 500])
+@pytest.mark.parametrize("status", [429, 500, 503])
+def test_throttled_or_broken_answers_are_not_verified(status):
+    with pytest.raises(NotVerified):
+        anonymous.probe_findings("/version", status, "")
+
+
+@pytest.mark.parametrize("status", [403, 200, 302, 404])
 def test_anything_but_401_is_a_finding(status):
     [finding] = anonymous.probe_findings("/version", status, "")
     assert finding.controls == ("1.2.1",)
@@ -70,7 +76,7 @@ def test_probe_passes_only_on_401(status):
     result = outcome(anonymous.probe_findings, "/healthz", status, "")
     if result == []:
         assert status == 401 and type(status) is int
-    if isinstance(status, int) and not isinstance(status, bool) and status > 0 and status != 401:
+    if isinstance(status, int) and not isinstance(status, bool) and 0 < status < 500 and status not in (401, 429):
         assert len(result) == 1
 
 

@@ -32,6 +32,9 @@ def probe_findings(path: str, status: int, message: str = "") -> list[Finding]:
         raise NotVerified(f"no HTTP answer to the unauthenticated GET {path}")
     if status == 401:
         return []
+    if status == 429 or status >= 500:
+        # Throttled or broken: the server never said whether it would let an anonymous caller in.
+        raise NotVerified(f"the unauthenticated GET {path} answered HTTP {status}, which says nothing about authentication")
     return [Finding(PROBE_CONTROLS, ObjectRef("Endpoint", path), f"unauthenticated GET {path}",
                     f"HTTP {status}", "HTTP 401", _REMEDIATE_PROBE)]
 
