@@ -44,6 +44,7 @@ OBJECT_PARAMETERS = {
 }
 SUITE_FOLDER = "tests_cluster"
 WAIVER_TESTS = "test_baseline_waivers.py"
+MANIFEST_TESTS = "test_manifests.py"
 
 
 class Unreadable:
@@ -67,6 +68,9 @@ def pytest_addoption(parser):
     group.addoption("--etcd-ca", help="CA bundle for --etcd-endpoint")
     group.addoption("--etcd-cert", help="client certificate for --etcd-endpoint")
     group.addoption("--etcd-key", help="client key for --etcd-endpoint")
+    group.addoption("--manifests", metavar="DIR",
+                    help="apply a folder of manifests (YAML, multi-document, Kustomize) into a fresh embedded "
+                    "cluster with server-side apply, and audit that")
     group.addoption("--fail-on", choices=("any", "new"), default="any",
                     help="'new': fail only on findings not recorded as accepted beside the baseline (the ratchet)")
     group.addoption("--update-baseline", action="store_true",
@@ -79,7 +83,7 @@ def pytest_addoption(parser):
 def _options(config) -> Options:
     get = config.getoption
     return Options(get("cluster"), get("kubeconfig"), get("baseline"), get("local_profile"), get("local_attach"),
-                   get("etcd_endpoint"), get("etcd_ca"), get("etcd_cert"), get("etcd_key"))
+                   get("etcd_endpoint"), get("etcd_ca"), get("etcd_cert"), get("etcd_key"), get("manifests"))
 
 
 def _is_audit(config) -> bool:
@@ -187,13 +191,20 @@ def _git_commit(root) -> str:
 
 
 def pytest_collection_modifyitems(session, config, items):
+    audit = config.stash.get(AUDIT, None)
+    if audit is not None and audit.backend.kind != "manifests":
+        # The manifest tests only mean something when a folder of manifests was applied.
+        unused = [item for item in items if item.path.name == MANIFEST_TESTS]
+        if unused:
+            config.hook.pytest_deselected(items=unused)
+            items[:] = [item for item in items if item.path.name != MANIFEST_TESTS]
     # Waiver tests judge what every other test matched, so they run last.
     items.sort(key=lambda item: item.path.name == WAIVER_TESTS)
 
 
 def pytest_generate_tests(metafunc):
     audit = metafunc.config.stash.get(AUDIT, None)
-    wanted = [p for p in (*OBJECT_PARAMETERS, "waiver") if p in metafunc.fixturenames]
+    wanted = [p for p in (*OBJECT_PARAMETERS, "waiver", "manifest") if p in metafunc.fixturenames]
     if wanted and audit is None:
         raise pytest.UsageError(f"{metafunc.definition.nodeid} needs cluster objects; run it as part of {SUITE_FOLDER}/")
     if "waiver" in wanted:
@@ -201,8 +212,11 @@ def pytest_generate_tests(metafunc):
             pytest.param(w, marks=pytest.mark.cis(w.control), id=f"line{w.line}-{w.control}-{w.kind}/{w.namespace}/{w.name}")
             for w in audit.baseline.waivers
         ])
+    if "manifest" in wanted:
+        documents = getattr(audit.backend, "documents", [])
+        metafunc.parametrize("manifest", documents, ids=[f"{d.where} {d.key()[0]}/{d.key()[2]}" for d in documents])
     for parameter in wanted:
-        if parameter == "waiver":
+        if parameter in ("waiver", "manifest"):
             continue
         values, ids = [], []
         for name in OBJECT_PARAMETERS[parameter]:
@@ -331,12 +345,24 @@ def _subject(item) -> dict | None:
     callspec = getattr(item, "callspec", None)
     for name, value in (callspec.params.items() if callspec else ()):
         if isinstance(value, dict):
-            return ObjectRef.of(value, value.get("kind") or name).__dict__
+            subject = ObjectRef.of(value, value.get("kind") or name).__dict__
+            source = _sources(item).get((subject["kind"], subject["namespace"], subject["name"]))
+            if source:
+                subject["source"] = f"{source[0]}:{source[1]}"
+            return subject
+        if name == "manifest":
+            kind, namespace, object_name = value.key()
+            return {"kind": str(kind), "namespace": namespace, "name": str(object_name), "source": value.where}
         if isinstance(value, Unreadable):
             return {"kind": value.kind, "name": "(could not be listed)"}
         if isinstance(value, str) and name == "path":
             return {"kind": "Endpoint", "name": value}
     return None
+
+
+def _sources(item) -> dict:
+    audit = item.config.stash.get(AUDIT, None)
+    return getattr(audit.backend, "sources", {}) if audit is not None else {}
 
 
 def _record(item) -> Record:

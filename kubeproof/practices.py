@@ -17,6 +17,7 @@ PRACTICES = {
     "service_mesh": "Service-mesh mTLS",
     "network": "Network enforcement",
     "governance": "Baseline waivers",
+    "manifests": "Configuration repository accepted by the API server",
 }
 
 FRAMEWORKS = {

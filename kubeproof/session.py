@@ -34,6 +34,7 @@ class Options:
     etcd_ca: str | None
     etcd_cert: str | None
     etcd_key: str | None
+    manifests: str | None = None
 
 
 def kubeconfig_path(explicit: str | None) -> str:
@@ -66,7 +67,14 @@ def _contexts(kubeconfig: str) -> tuple[list[str], str | None]:
     return names, (current or {}).get("name") if isinstance(current, dict) else None
 
 
+MANIFESTS = "manifests"
+
+
 def resolve_cluster(options: Options) -> str:
+    if options.manifests:
+        if options.cluster or options.local_attach:
+            raise ConfigError("--manifests audits a fresh embedded cluster of its own; drop --cluster/--local-attach")
+        return MANIFESTS
     if options.cluster:
         return options.cluster
     path = kubeconfig_path(options.kubeconfig)
@@ -93,7 +101,32 @@ def _etcd_access(options: Options) -> EtcdAccess | None:
     return EtcdAccess(options.etcd_endpoint, options.etcd_ca, options.etcd_cert, options.etcd_key)
 
 
+def _open_manifests(options: Options) -> Backend:
+    from kubeproof import manifests
+    from kubeproof.backends import ManifestsBackend
+    from kubeproof.controlplane import BuildError, ControlPlaneError, EmbeddedCluster
+
+    try:
+        documents = manifests.load(options.manifests)
+    except manifests.ManifestError as error:
+        raise ConfigError(str(error)) from None
+    if not documents:
+        raise ConfigError(f"--manifests {options.manifests}: no YAML or JSON documents found")
+    try:
+        embedded = EmbeddedCluster(profile="hardened").start()
+    except (BuildError, ControlPlaneError) as error:
+        raise ConfigError(f"the embedded cluster could not start: {error}") from None
+    try:
+        manifests.apply(embedded, documents)
+        return ManifestsBackend(embedded, documents)
+    except BaseException:
+        embedded.stop()
+        raise
+
+
 def open_backend(options: Options, cluster: str) -> Backend:
+    if cluster == MANIFESTS:
+        return _open_manifests(options)
     if cluster == LOCAL:
         from kubeproof.controlplane import BuildError, ControlPlaneError, EmbeddedCluster
 

@@ -103,3 +103,15 @@ class LocalBackend(Backend):
 
     def close(self) -> None:
         self.cluster.stop()
+
+
+class ManifestsBackend(LocalBackend):
+    """A fresh embedded cluster holding what a folder of manifests creates (--manifests)."""
+
+    kind = "manifests"
+
+    def __init__(self, cluster, documents: list):
+        super().__init__(cluster, name="manifests")
+        self.documents = documents
+        # (kind, namespace, name) -> (file, line): findings and SARIF point back at the repository.
+        self.sources = {d.key(): (d.source, d.line) for d in documents if isinstance(d.body, dict)}

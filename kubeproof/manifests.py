@@ -1,0 +1,236 @@
+"""--manifests: a folder of YAML (plain files, multi-document files, Kustomize folders) applied with
+server-side apply into a fresh embedded cluster, so the suite audits what the repository would
+create. Every document keeps its file and line, for findings and SARIF.
+
+Loading errors (bad YAML, an unreadable folder) are configuration errors: exit 2 naming file and line.
+Objects the real API server refuses are findings, not errors: the repository would fail the same way."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import yaml
+
+from kubeproof.controlplane.build import REPO_ROOT, cache_root
+
+MANIFEST_SUFFIXES = (".yaml", ".yml", ".json")
+KUSTOMIZATIONS = ("kustomization.yaml", "kustomization.yml", "Kustomization")
+FIELD_MANAGER = "kubeproof-manifests"
+
+
+class ManifestError(Exception):
+    """The manifests cannot be read: exit status 2, naming the file and line."""
+
+
+@dataclass
+class Document:
+    source: str  # file relative to the manifests folder (or the Kustomize folder it came from)
+    line: int
+    body: object
+    outcome: str = "pending"  # applied | rejected
+    answer: dict = field(default_factory=dict)
+
+    @property
+    def where(self) -> str:
+        return f"{self.source}:{self.line}"
+
+    def key(self) -> tuple[str | None, str | None, str | None]:
+        body = self.body if isinstance(self.body, dict) else {}
+        meta = body.get("metadata") if isinstance(body.get("metadata"), dict) else {}
+        return body.get("kind"), meta.get("namespace"), meta.get("name")
+
+
+def _documents(text: str, source: str, display: str) -> list[Document]:
+    loader = yaml.SafeLoader(text)
+    found = []
+    try:
+        while loader.check_node():
+            node = loader.get_node()
+            if node is None:
+                continue
+            body = loader.construct_document(node)
+            line = node.start_mark.line + 1
+            if isinstance(body, dict) and body.get("kind") == "List" and isinstance(body.get("items"), list):
+                found.extend(Document(source, line, item) for item in body["items"])
+            elif body is not None:
+                found.append(Document(source, line, body))
+    except yaml.YAMLError as error:
+        mark = getattr(error, "problem_mark", None) or getattr(error, "context_mark", None)
+        where = f"{display}:{mark.line + 1}" if mark else display
+        raise ManifestError(f"{where}: not valid YAML: {getattr(error, 'problem', None) or error}") from None
+    finally:
+        loader.dispose()
+    return found
+
+
+def _kustomize(folder: Path) -> str:
+    kubectl = shutil.which("kubectl")
+    command = [kubectl, "kustomize", str(folder)] if kubectl else [str(_kustomize_binary()), "build", str(folder)]
+    done = subprocess.run(command, capture_output=True, text=True, timeout=120)
+    if done.returncode != 0:
+        raise ManifestError(f"{folder}: kustomize could not render it: {done.stderr.strip()[-800:]}")
+    return done.stdout
+
+
+def _kustomize_binary() -> Path:
+    """kustomize built from the Go module proxy (tools/kustomize), for machines without kubectl."""
+    module = REPO_ROOT / "tools" / "kustomize"
+    target = cache_root() / "kustomize" / "kustomize-v5"
+    if target.exists():
+        return target
+    target.parent.mkdir(parents=True, exist_ok=True)
+    env = dict(os.environ, CGO_ENABLED="0", GOTOOLCHAIN="local", GOFLAGS="-mod=mod")
+    go = shutil.which("go")
+    if not go:
+        raise ManifestError("a Kustomize folder needs kubectl or Go (to build kustomize); neither is on PATH")
+    done = subprocess.run([go, "build", "-o", str(target), "sigs.k8s.io/kustomize/kustomize/v5"], cwd=module,
+                          env=env, capture_output=True, text=True)
+    if done.returncode != 0:
+        raise ManifestError(f"building kustomize failed: {done.stderr[-800:]}")
+    return target
+
+
+def load(folder: str | Path) -> list[Document]:
+    root = Path(folder)
+    if not root.is_dir():
+        raise ManifestError(f"--manifests {folder}: not a folder")
+    documents: list[Document] = []
+    rendered: list[Path] = []
+    for directory, subdirs, files in os.walk(root):
+        subdirs.sort()
+        here = Path(directory)
+        if any(rendered_dir in here.parents or rendered_dir == here for rendered_dir in rendered):
+            continue
+        if any(name in files for name in KUSTOMIZATIONS):
+            rendered.append(here)
+            source = str(here.relative_to(root)) if here != root else "."
+            documents.extend(_documents(_kustomize(here), f"{source} (kustomize)", f"{here} (rendered by kustomize)"))
+            continue
+        for name in sorted(files):
+            path = here / name
+            if path.suffix not in MANIFEST_SUFFIXES:
+                continue
+            try:
+                text = path.read_text()
+            except (OSError, UnicodeDecodeError) as error:
+                raise ManifestError(f"{path}: cannot be read as text: {error}") from None
+            documents.extend(_documents(text, str(path.relative_to(root)), str(path)))
+    return documents
+
+
+# -- applying --------------------------------------------------------------------------------------
+def _order(document: Document) -> int:
+    kind = document.body.get("kind") if isinstance(document.body, dict) else None
+    return {"CustomResourceDefinition": 0, "Namespace": 1}.get(kind, 2)
+
+
+class Discovery:
+    def __init__(self, cluster):
+        self.cluster = cluster
+        self.resources: dict[tuple[str, str], tuple[str, bool]] = {}
+
+    def refresh(self) -> None:
+        versions = ["v1"]
+        status, groups = self.cluster.api_request("GET", "/apis")
+        for group in (groups.get("groups") or []) if status == 200 else []:
+            versions.extend(v["groupVersion"] for v in group.get("versions") or [])
+        for group_version in versions:
+            path = "/api/v1" if group_version == "v1" else f"/apis/{group_version}"
+            status, listing = self.cluster.api_request("GET", path)
+            for resource in (listing.get("resources") or []) if status == 200 else []:
+                if "/" not in resource["name"]:
+                    self.resources[(group_version, resource["kind"])] = (resource["name"], resource["namespaced"])
+
+    def path(self, body: dict) -> tuple[str, str] | None:
+        found = self.resources.get((body.get("apiVersion"), body.get("kind")))
+        if not found:
+            return None
+        plural, namespaced = found
+        api_version = body["apiVersion"]
+        base = "/api/v1" if api_version == "v1" else f"/apis/{api_version}"
+        if namespaced:
+            namespace = body["metadata"].get("namespace") or "default"
+            return f"{base}/namespaces/{namespace}/{plural}", namespace
+        return f"{base}/{plural}", ""
+
+
+def apply(cluster, documents: list[Document]) -> None:
+    """Server-side apply, CRDs first (waiting until they are served), then namespaces, then the rest."""
+    discovery = Discovery(cluster)
+    discovery.refresh()
+    for stage in (0, 1, 2):
+        batch = [d for d in documents if _order(d) == stage]
+        for document in batch:
+            _apply_one(cluster, discovery, document)
+        if stage == 0 and batch:
+            _wait_for_crds(cluster, [d for d in batch if d.outcome == "applied"])
+            discovery.refresh()
+    _wait_for_default_service_accounts(cluster, documents)
+
+
+def _reject(document: Document, status: int, message: str) -> None:
+    document.outcome = "rejected"
+    document.answer = {"status": status, "message": message[:600]}
+
+
+def _apply_one(cluster, discovery: Discovery, document: Document) -> None:
+    body = document.body
+    if not isinstance(body, dict) or not isinstance(body.get("metadata"), dict) or not body.get("apiVersion") \
+            or not body.get("kind") or not isinstance(body["metadata"].get("name"), str):
+        _reject(document, 0, "not a Kubernetes object: apiVersion, kind and metadata.name are needed")
+        return
+    located = discovery.path(body)
+    if located is None:
+        _reject(document, 0, f"the API server does not serve kind {body['kind']} in {body['apiVersion']}")
+        return
+    collection, namespace = located
+    if namespace:
+        body["metadata"]["namespace"] = namespace
+    path = f"{collection}/{body['metadata']['name']}?fieldManager={FIELD_MANAGER}&force=true"
+    status, answer = cluster.api_request("PATCH", path, body, content_type="application/apply-patch+yaml")
+    if 200 <= status < 300:
+        document.outcome = "applied"
+        document.answer = {"status": status}
+    else:
+        _reject(document, status, str(answer.get("message") or answer))
+
+
+def _wait_for_crds(cluster, crds: list[Document], timeout: float = 30.0) -> None:
+    deadline = time.monotonic() + timeout
+    for document in crds:
+        name = document.body["metadata"]["name"]
+        while time.monotonic() < deadline:
+            status, crd = cluster.api_request("GET", f"/apis/apiextensions.k8s.io/v1/customresourcedefinitions/{name}")
+            conditions = ((crd.get("status") or {}).get("conditions") or []) if status == 200 else []
+            if any(c.get("type") == "Established" and c.get("status") == "True" for c in conditions):
+                break
+            time.sleep(0.2)
+
+
+def _wait_for_default_service_accounts(cluster, documents: list[Document], timeout: float = 20.0) -> None:
+    # Pod dry-runs in a namespace are refused until its default ServiceAccount exists.
+    namespaces = {d.body["metadata"]["name"] for d in documents
+                  if d.outcome == "applied" and d.body.get("kind") == "Namespace"}
+    deadline = time.monotonic() + timeout
+    for namespace in sorted(namespaces):
+        while time.monotonic() < deadline:
+            status, _ = cluster.api_request("GET", f"/api/v1/namespaces/{namespace}/serviceaccounts/default")
+            if status == 200:
+                break
+            time.sleep(0.2)
+
+
+def sources(documents: list[Document]) -> dict[tuple, tuple[str, int]]:
+    """(kind, namespace, name) -> (file, line), namespaced as applied."""
+    return {d.key(): (d.source, d.line) for d in documents if isinstance(d.body, dict)}
+
+
+def describe(documents: list[Document]) -> str:
+    return json.dumps({"applied": sum(d.outcome == "applied" for d in documents),
+                       "rejected": sum(d.outcome == "rejected" for d in documents)})
