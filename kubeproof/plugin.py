@@ -56,8 +56,8 @@ class Unreadable:
 
 def pytest_addoption(parser):
     group = parser.getgroup("kubeproof", "kubeproof cluster audit")
-    group.addoption("--cluster", help="kubeconfig context to audit, or 'local' for the embedded cluster "
-                    "(default: the kubeconfig's current context)")
+    group.addoption("--cluster", help="kubeconfig context to audit, 'local' for the embedded cluster, or "
+                    "'in-cluster' inside a pod (default: the kubeconfig's current context)")
     group.addoption("--kubeconfig", help="kubeconfig file (default: $KUBECONFIG, then ~/.kube/config)")
     group.addoption("--baseline", help="baseline YAML (default: baselines/<cluster>.yaml, else baselines/default.yaml)")
     group.addoption("--local-profile", default="hardened", choices=("hardened", "insecure"),
@@ -71,6 +71,9 @@ def pytest_addoption(parser):
     group.addoption("--manifests", metavar="DIR",
                     help="apply a folder of manifests (YAML, multi-document, Kustomize) into a fresh embedded "
                     "cluster with server-side apply, and audit that")
+    group.addoption("--no-dry-run", action="store_true",
+                    help="send no server-side dry-runs (for a read-only identity, e.g. the in-cluster CronJob); "
+                    "the proofs that need them are reported not verified")
     group.addoption("--fail-on", choices=("any", "new"), default="any",
                     help="'new': fail only on findings not recorded as accepted beside the baseline (the ratchet)")
     group.addoption("--update-baseline", action="store_true",
@@ -268,7 +271,7 @@ def probes(request):
     """Read-only live questions (anonymous GETs, server-side dry-runs, access reviews), each asked once."""
     from kubeproof.probes import Probes
 
-    return Probes(_audit(request).backend)
+    return Probes(_audit(request).backend, dry_runs=not request.config.getoption("no_dry_run"))
 
 
 @pytest.fixture(scope="session")

@@ -7,14 +7,22 @@ import json
 
 from kubeproof.backends import Answer, Backend
 from kubeproof.checks import pod_security_admission as psa
+from kubeproof.results import NotVerified
 
 INVALID_LEVEL = "kubeproof-not-a-level"
 
 
 class Probes:
-    def __init__(self, backend: Backend):
+    def __init__(self, backend: Backend, dry_runs: bool = True):
         self.backend = backend
+        self.dry_runs = dry_runs
         self._answers: dict[tuple, Answer] = {}
+
+    def _dry_run(self, key: tuple, method: str, path: str, body: dict, content_type: str = "application/json") -> Answer:
+        if not self.dry_runs:
+            # A read-only identity may not create pods or patch namespaces, even as a dry-run.
+            raise NotVerified("server-side dry-runs are turned off (--no-dry-run), so admission was not asked")
+        return self._ask(key, lambda: self.backend.dry_run(method, path, body, content_type=content_type))
 
     def _ask(self, key: tuple, ask) -> Answer:
         if key not in self._answers:
@@ -26,19 +34,19 @@ class Probes:
 
     def privileged_pod(self, namespace: str) -> Answer:
         """A dry-run create of a privileged pod: the admission chain must refuse it."""
-        return self._ask(("privileged-pod", namespace), lambda: self.backend.dry_run(
-            "POST", f"/api/v1/namespaces/{namespace}/pods", psa.privileged_probe_pod(namespace)))
+        return self._dry_run(("privileged-pod", namespace), "POST", f"/api/v1/namespaces/{namespace}/pods",
+                             psa.privileged_probe_pod(namespace))
 
     def pod_security_label(self, namespace: str, patch: dict) -> Answer:
         """A dry-run of the namespace's enforce label: PodSecurity warns about existing pods."""
-        return self._ask(("label", namespace, repr(patch)), lambda: self.backend.dry_run(
-            "PATCH", f"/api/v1/namespaces/{namespace}", patch, content_type="application/merge-patch+json"))
+        return self._dry_run(("label", namespace, repr(patch)), "PATCH", f"/api/v1/namespaces/{namespace}", patch,
+                             content_type="application/merge-patch+json")
 
     def pod_security_is_live(self, namespace: str) -> Answer:
         """A dry-run of an invalid enforce label: only a running PodSecurity admission refuses it."""
         patch = {"metadata": {"labels": {psa.ENFORCE: INVALID_LEVEL}}}
-        return self._ask(("live", namespace), lambda: self.backend.dry_run(
-            "PATCH", f"/api/v1/namespaces/{namespace}", patch, content_type="application/merge-patch+json"))
+        return self._dry_run(("live", namespace), "PATCH", f"/api/v1/namespaces/{namespace}", patch,
+                             content_type="application/merge-patch+json")
 
     def access_review(self, spec: dict) -> Answer:
         """A SubjectAccessReview: the real authorizer's answer to "may this subject do this?".

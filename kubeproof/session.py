@@ -14,6 +14,8 @@ from kubeproof.backends import Backend, EtcdAccess, LiveBackend, LocalBackend, U
 from kubeproof.snapshot import Snapshot
 
 LOCAL = "local"
+IN_CLUSTER = "in-cluster"
+SERVICE_ACCOUNT_DIR = "/var/run/secrets/kubernetes.io/serviceaccount"
 EXIT_FINDINGS = 1
 EXIT_CONFIG = 2
 EXIT_UNREACHABLE = 3
@@ -124,9 +126,24 @@ def _open_manifests(options: Options) -> Backend:
         raise
 
 
+def _open_in_cluster(options: Options) -> Backend:
+    from kubeproof.backends import InClusterBackend
+
+    folder = os.environ.get("KUBEPROOF_SERVICE_ACCOUNT_DIR", SERVICE_ACCOUNT_DIR)
+    host, port = os.environ.get("KUBERNETES_SERVICE_HOST"), os.environ.get("KUBERNETES_SERVICE_PORT", "443")
+    if not host or not os.path.isfile(os.path.join(folder, "token")):
+        raise ConfigError(
+            f"--cluster=in-cluster needs a pod's service account ({folder}/token) and KUBERNETES_SERVICE_HOST; "
+            "outside a pod use a kubeconfig context"
+        )
+    return InClusterBackend(folder, host, port, _etcd_access(options))
+
+
 def open_backend(options: Options, cluster: str) -> Backend:
     if cluster == MANIFESTS:
         return _open_manifests(options)
+    if cluster == IN_CLUSTER:
+        return _open_in_cluster(options)
     if cluster == LOCAL:
         from kubeproof.controlplane import BuildError, ControlPlaneError, EmbeddedCluster
 

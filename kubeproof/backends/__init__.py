@@ -57,6 +57,18 @@ class Backend:
         pass
 
 
+class InClusterBackend(Backend):
+    """The suite running in a pod (deploy/): the pod's service account, the API server it is given."""
+
+    kind = "in-cluster"
+
+    def __init__(self, folder: str, host: str, port: str, etcd: EtcdAccess | None = None):
+        self.name = "in-cluster"
+        self.http = KubeHttp.from_service_account(folder, host, port)
+        if etcd is not None:
+            self.etcd = EtcdReader(etcd)
+
+
 class LiveBackend(Backend):
     kind = "live"
 

@@ -7,6 +7,7 @@ codes, and so no request is retried behind its back."""
 from __future__ import annotations
 
 import json
+import os
 import ssl
 from dataclasses import dataclass, field
 from urllib.parse import urlencode
@@ -103,6 +104,19 @@ class KubeHttp:
             configuration.host, configuration.ssl_ca_cert, configuration.cert_file, configuration.key_file,
             verify=configuration.verify_ssl, auth_headers=auth_headers,
         )
+
+    @classmethod
+    def from_service_account(cls, folder: str, host: str, port: str) -> "KubeHttp":
+        """In a pod: the mounted service-account token and CA, and the API server from the
+        environment. The token is re-read on every request, as the kubelet rotates it."""
+        token_file, ca_file = os.path.join(folder, "token"), os.path.join(folder, "ca.crt")
+
+        def auth_headers() -> dict:
+            with open(token_file) as token:
+                return {"Authorization": f"Bearer {token.read().strip()}"}
+
+        server = f"https://{host}:{port}" if ":" not in host else f"https://[{host}]:{port}"
+        return cls(server, ca_file, None, None, auth_headers=auth_headers)
 
     def request(self, method: str, path: str, query: dict | None = None, body=None,
                 content_type: str = "application/json", accept: str = "application/json",
