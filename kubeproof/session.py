@@ -165,6 +165,12 @@ def open_backend(options: Options, cluster: str) -> Backend:
         known = ", ".join(sorted(n for n in names if n)) or "none"
         raise ConfigError(f"--cluster {cluster}: no such context in {path} (contexts there: {known}; or use 'local')")
     try:
+        if cluster.startswith("kind-"):
+            from kubeproof.backends.kind import KindBackend, KindNode
+
+            node = KindNode(cluster.removeprefix("kind-"))
+            if node.available():
+                return KindBackend(cluster, path, node, _etcd_access(options))
         return LiveBackend(cluster, path, _etcd_access(options))
     except ConfigError:
         raise

@@ -124,13 +124,15 @@ class Snapshot:
                     return read
                 item.setdefault("kind", kind.kind)
                 items.append(item)
-            if self._progress and token is None and answer.body.get("metadata", {}).get("continue"):
-                self._progress(f"listing {kind.name}: more than {self.page_size}, paging")
             token = (answer.body.get("metadata") or {}).get("continue")
             if not token:
                 break
+            if self._progress:
+                self._progress(f"listing {kind.name}: {len(items)} so far ({time.monotonic() - began:.1f} s)")
         read.items = items
         read.seconds = time.monotonic() - began
+        if self._progress and read.pages > 1:
+            self._progress(f"listed {len(items)} {kind.name} in {read.pages} pages, {read.seconds:.1f} s")
         if kind.namespaced:
             for item in items:
                 read.by_namespace.setdefault((item.get("metadata") or {}).get("namespace") or "", []).append(item)
