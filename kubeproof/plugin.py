@@ -39,6 +39,8 @@ OBJECT_PARAMETERS = {
     "service_account": ("serviceaccounts",),
     "secret": ("secrets",),  # metadata only
     "node": ("nodes",),
+    "network_policy": ("networkpolicies",),
+    "peer_authentication": ("peerauthentications",),  # Istio; only asked for where the mesh is installed
     # Controllers and bare pods; what a controller owns is judged once, through its owner's template.
     "workload": WORKLOAD_KINDS,
 }
@@ -207,7 +209,7 @@ def pytest_collection_modifyitems(session, config, items):
 
 def pytest_generate_tests(metafunc):
     audit = metafunc.config.stash.get(AUDIT, None)
-    wanted = [p for p in (*OBJECT_PARAMETERS, "waiver", "manifest") if p in metafunc.fixturenames]
+    wanted = [p for p in (*OBJECT_PARAMETERS, "waiver", "manifest", "expected_agent") if p in metafunc.fixturenames]
     if wanted and audit is None:
         raise pytest.UsageError(f"{metafunc.definition.nodeid} needs cluster objects; run it as part of {SUITE_FOLDER}/")
     if "waiver" in wanted:
@@ -215,11 +217,14 @@ def pytest_generate_tests(metafunc):
             pytest.param(w, marks=pytest.mark.cis(w.control), id=f"line{w.line}-{w.control}-{w.kind}/{w.namespace}/{w.name}")
             for w in audit.baseline.waivers
         ])
+    if "expected_agent" in wanted:
+        # One case per monitoring agent the baseline expects ("NAMESPACE/NAME" patterns).
+        metafunc.parametrize("expected_agent", list(audit.baseline.monitoring_daemonsets))
     if "manifest" in wanted:
         documents = getattr(audit.backend, "documents", [])
         metafunc.parametrize("manifest", documents, ids=[f"{d.where} {d.key()[0]}/{d.key()[2]}" for d in documents])
     for parameter in wanted:
-        if parameter in ("waiver", "manifest"):
+        if parameter in ("waiver", "manifest", "expected_agent"):
             continue
         values, ids = [], []
         for name in OBJECT_PARAMETERS[parameter]:

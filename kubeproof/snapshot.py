@@ -24,6 +24,7 @@ class Kind:
     version: str
     namespaced: bool
     metadata_only: bool = False  # secrets: never fetch their data
+    optional: bool = False  # a CRD's kind: absent from clusters that don't install it
 
     @property
     def path(self) -> str:
@@ -51,7 +52,7 @@ KINDS = {k.name: k for k in (
     Kind("replicationcontrollers", "ReplicationController", "", "v1", True),
     Kind("jobs", "Job", "batch", "v1", True),
     Kind("cronjobs", "CronJob", "batch", "v1", True),
-    Kind("peerauthentications", "PeerAuthentication", "security.istio.io", "v1", True),
+    Kind("peerauthentications", "PeerAuthentication", "security.istio.io", "v1", True, optional=True),
     Kind("validatingwebhookconfigurations", "ValidatingWebhookConfiguration", "admissionregistration.k8s.io", "v1", False),
     Kind("mutatingwebhookconfigurations", "MutatingWebhookConfiguration", "admissionregistration.k8s.io", "v1", False),
 )}
@@ -75,6 +76,7 @@ class KindRead:
     error: str | None = None
     pages: int = 0
     seconds: float = 0.0
+    served: bool = True  # False: an optional kind this cluster does not serve (zero objects, by discovery)
     by_namespace: dict[str, list[dict]] = field(default_factory=dict)
 
     @property
@@ -113,7 +115,17 @@ class Snapshot:
                 read.error = f"the API server stopped answering: {error}"
                 return read
             read.pages += 1
-            problem = _problem(answer, kind)
+            if answer.status == 404 and kind.optional and token is None:
+                # Only discovery may say a kind is absent; a 404 alone could be a proxy's fault.
+                try:
+                    absent = not self.serves(kind.group, kind.version)
+                except NotVerified as error:
+                    absent, read.error = False, error.reason
+                if absent:
+                    read.items, read.served = [], False
+                    read.seconds = time.monotonic() - began
+                    return read
+            problem = read.error or _problem(answer, kind)
             if problem:
                 read.error = problem
                 read.seconds = time.monotonic() - began
