@@ -34,12 +34,13 @@ class Record:
     reason: str = ""
     findings: list[dict] = field(default_factory=list)
     facts: dict[str, Any] = field(default_factory=dict)
+    reads: set[str] = field(default_factory=set)  # kinds and live questions the test depended on
 
     def to_dict(self) -> dict:
         return {
             "nodeid": self.nodeid, "test": self.test, "practice": self.practice, "controls": self.controls,
             "object": self.object, "status": self.status, "reason": self.reason,
-            "findings": self.findings, "evidence": self.facts,
+            "findings": self.findings, "evidence": self.facts, "reads": sorted(self.reads),
         }
 
 

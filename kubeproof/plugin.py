@@ -18,6 +18,7 @@ from kubeproof.backends import Unreachable
 from kubeproof.evidence import Record, counts_by_control, counts_by_practice, outcome_counts, row_html, summary_html
 from kubeproof.governance import Governance
 from kubeproof.practices import FRAMEWORKS, PRACTICES
+from kubeproof.probes import Probes
 from kubeproof.results import Finding, NotVerified, ObjectRef
 from kubeproof.session import EXIT_CONFIG, EXIT_UNREACHABLE, Audit, ConfigError, Options, resolve_cluster
 from kubeproof.snapshot import WORKLOAD_KINDS, owned_by_a_workload
@@ -29,6 +30,7 @@ RUN = pytest.StashKey["RunFolder | None"]()
 GOVERNANCE = pytest.StashKey[Governance]()
 VERDICT = pytest.StashKey["Verdict"]()
 COMPLETED = pytest.StashKey[bool]()
+PROBES = pytest.StashKey["Probes"]()
 UPDATED = pytest.StashKey[tuple]()  # (accepted file, entries) after --update-baseline
 
 # Test parameters that stand for cluster objects, and the kinds that fill them.
@@ -152,6 +154,7 @@ def pytest_collection(session):
     except Unreachable as error:
         pytest.exit(f"kubeproof: cannot reach the API server {error.endpoint}: {error.reason}", returncode=EXIT_UNREACHABLE)
     config.stash[AUDIT] = audit
+    config.stash[PROBES] = Probes(audit.backend, dry_runs=not config.getoption("no_dry_run"))
     config.stash[GOVERNANCE] = Governance(audit.baseline.waivers, datetime.date.today(), accepted)
     _add_environment_metadata(config, audit)
     progress(f"auditing {audit.cluster} at {audit.backend.server} (Kubernetes {audit.server_version.get('gitVersion', '?')}) "
@@ -274,9 +277,7 @@ def governance(request) -> Governance:
 @pytest.fixture(scope="session")
 def probes(request):
     """Read-only live questions (anonymous GETs, server-side dry-runs, access reviews), each asked once."""
-    from kubeproof.probes import Probes
-
-    return Probes(_audit(request).backend, dry_runs=not request.config.getoption("no_dry_run"))
+    return request.config.stash[PROBES]
 
 
 @pytest.fixture(scope="session")
@@ -335,8 +336,13 @@ def pytest_runtest_setup(item):
         return
     for framework, ids in _controls(item).items():
         item.user_properties.extend((framework, control) for control in ids)
+    # What this test reads is recorded, so evidence (and fault injection) can say what it rests on.
+    item.config.stash[AUDIT].snapshot.touched.clear()
+    item.config.stash[PROBES].touched.clear()
+    record = _record(item)
     callspec = getattr(item, "callspec", None)
-    for value in (callspec.params.values() if callspec else ()):
+    for name, value in (callspec.params.items() if callspec else ()):
+        record.reads.update(OBJECT_PARAMETERS.get(name, ()))
         if isinstance(value, Unreadable):
             raise NotVerified(f"{value.kind} objects could not be listed: {value.reason}")
 
@@ -382,6 +388,10 @@ def _record(item) -> Record:
     return record
 
 
+def audit_reads(config) -> set[str]:
+    return set(config.stash[AUDIT].snapshot.touched) | {f"probe:{p}" for p in config.stash[PROBES].touched}
+
+
 def _status(report, call, verdict) -> tuple[str | None, str]:
     """kubeproof's reading of one phase: None when the phase says nothing new (a passed setup)."""
     excinfo = call.excinfo
@@ -412,6 +422,7 @@ def pytest_runtest_makereport(item, call):
         return report
     verdict = item.stash.get(VERDICT, None)
     record = _record(item)
+    record.reads |= audit_reads(item.config)
     if verdict is not None:
         record.findings = [f.to_dict() for f in verdict.findings]
         record.facts = dict(verdict.facts)

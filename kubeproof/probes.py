@@ -17,6 +17,7 @@ class Probes:
         self.backend = backend
         self.dry_runs = dry_runs
         self._answers: dict[tuple, Answer] = {}
+        self.touched: set[str] = set()  # which live questions the current test asked; reset per test
 
     def _dry_run(self, key: tuple, method: str, path: str, body: dict, content_type: str = "application/json") -> Answer:
         if not self.dry_runs:
@@ -25,6 +26,7 @@ class Probes:
         return self._ask(key, lambda: self.backend.dry_run(method, path, body, content_type=content_type))
 
     def _ask(self, key: tuple, ask) -> Answer:
+        self.touched.add(key[0])
         if key not in self._answers:
             self._answers[key] = ask()
         return self._answers[key]

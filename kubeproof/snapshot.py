@@ -92,9 +92,11 @@ class Snapshot:
         self._progress = progress
         self._etcd_secrets: list[tuple[str, str | None]] | NotVerified | None = None
         self._served: dict[str, bool] = {}
+        self.touched: set[str] = set()  # what the current test read; the plugin resets it per test
 
     # -- reading ----------------------------------------------------------------------------------
     def read(self, name: str) -> KindRead:
+        self.touched.add(name)
         if name not in self.reads:
             self.reads[name] = self._list(KINDS[name])
         return self.reads[name]
@@ -164,6 +166,7 @@ class Snapshot:
     def component_config(self, component: str) -> ComponentConfig:
         """A control-plane component's flags: first-hand from the embedded cluster, else from its
         mirror pod in kube-system (kubeadm and kind label them component=<name>)."""
+        self.touched.add(f"config:{component}")
         own = self.backend.own_component_config(component)
         if own is not None:
             return own
@@ -191,6 +194,7 @@ class Snapshot:
         """Whether the cluster serves an API group version (a CRD's, say). A failed discovery
         request is not an answer, so it raises NotVerified instead of returning False."""
         key = f"{group}/{version}"
+        self.touched.add(f"discovery:{key}")
         if key not in self._served:
             try:
                 answer = self.backend.request("GET", f"/apis/{group}/{version}")
@@ -206,6 +210,7 @@ class Snapshot:
 
     def etcd_secrets(self) -> list[tuple[str, str | None]]:
         """Every key under /registry/secrets/ with its encryption header (None: plain text)."""
+        self.touched.add("etcd")
         if self._etcd_secrets is None:
             if self.backend.etcd is None:
                 self._etcd_secrets = NotVerified(f"etcd is not reachable from here: {self.backend.etcd_missing_reason}")
