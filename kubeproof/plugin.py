@@ -75,6 +75,8 @@ def pytest_addoption(parser):
     group.addoption("--manifests", metavar="DIR",
                     help="apply a folder of manifests (YAML, multi-document, Kustomize) into a fresh embedded "
                     "cluster with server-side apply, and audit that")
+    group.addoption("--request-timeout", type=float, default=30.0, metavar="SECONDS",
+                    help="how long one API request may take before its data counts as unreadable (default 30)")
     group.addoption("--no-dry-run", action="store_true",
                     help="send no server-side dry-runs (for a read-only identity, e.g. the in-cluster CronJob); "
                     "the proofs that need them are reported not verified")
@@ -90,7 +92,8 @@ def pytest_addoption(parser):
 def _options(config) -> Options:
     get = config.getoption
     return Options(get("cluster"), get("kubeconfig"), get("baseline"), get("local_profile"), get("local_attach"),
-                   get("etcd_endpoint"), get("etcd_ca"), get("etcd_cert"), get("etcd_key"), get("manifests"))
+                   get("etcd_endpoint"), get("etcd_ca"), get("etcd_cert"), get("etcd_key"), get("manifests"),
+                   get("request_timeout"))
 
 
 def _is_audit(config) -> bool:

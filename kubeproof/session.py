@@ -9,6 +9,8 @@ import os
 from dataclasses import dataclass
 from pathlib import Path
 
+import urllib3
+
 from kubeproof import baseline as baselines
 from kubeproof.backends import Backend, EtcdAccess, LiveBackend, LocalBackend, Unreachable
 from kubeproof.snapshot import Snapshot
@@ -37,6 +39,7 @@ class Options:
     etcd_cert: str | None
     etcd_key: str | None
     manifests: str | None = None
+    request_timeout: float = 30.0
 
 
 def kubeconfig_path(explicit: str | None) -> str:
@@ -73,6 +76,8 @@ MANIFESTS = "manifests"
 
 
 def resolve_cluster(options: Options) -> str:
+    if not options.request_timeout > 0:
+        raise ConfigError(f"--request-timeout {options.request_timeout}: must be a number of seconds above 0")
     if options.manifests:
         if options.cluster or options.local_attach:
             raise ConfigError("--manifests audits a fresh embedded cluster of its own; drop --cluster/--local-attach")
@@ -212,6 +217,7 @@ class Audit:
         except baselines.BaselineError as error:
             raise ConfigError(str(error)) from None
         backend = open_backend(options, cluster)
+        backend.http.timeout = urllib3.Timeout(connect=min(5.0, options.request_timeout), read=options.request_timeout)
         try:
             answer = backend.request("GET", "/version")
             if answer.status in (401, 403):
