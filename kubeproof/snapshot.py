@@ -136,6 +136,8 @@ class Snapshot:
                 if not isinstance(item, dict):
                     read.error = f"listing {kind.path} returned an item that is not an object"
                     return read
+                if kind.metadata_only:
+                    _drop_copies_of_data(item)
                 item.setdefault("kind", kind.kind)
                 items.append(item)
             token = (answer.body.get("metadata") or {}).get("continue")
@@ -230,6 +232,19 @@ class Snapshot:
                    "seconds": round(read.seconds, 3), **({"error": read.error} if read.error else {})}
             for name, read in sorted(self.reads.items())
         }
+
+
+# `kubectl apply` keeps the whole applied object, a secret's data included, in this annotation.
+_DATA_CARRYING_ANNOTATIONS = ("kubectl.kubernetes.io/last-applied-configuration",)
+
+
+def _drop_copies_of_data(item: dict) -> None:
+    """Secrets are read for metadata only; some metadata repeats the data, and is dropped on arrival."""
+    annotations = (item.get("metadata") or {}).get("annotations")
+    if isinstance(annotations, dict):
+        for key in _DATA_CARRYING_ANNOTATIONS:
+            if key in annotations:
+                annotations[key] = "(dropped by kubeproof: it can hold the secret's data)"
 
 
 def _problem(answer, kind: Kind) -> str | None:

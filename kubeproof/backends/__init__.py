@@ -94,7 +94,7 @@ class LocalBackend(Backend):
     def __init__(self, cluster, name: str = "local"):
         self.name = name
         self.cluster = cluster
-        self.http = KubeHttp.from_kubeconfig(str(cluster.kubeconfig), "local")
+        self.http = KubeHttp.from_kubeconfig(str(cluster.suite_kubeconfig), "local")
         self.etcd = EtcdReader(EtcdAccess(
             cluster.etcd_endpoint, str(cluster.ca.cert), str(cluster.etcd_client.cert), str(cluster.etcd_client.key)
         ))
