@@ -32,6 +32,7 @@ from kubeproof.controlplane.build import Binaries, ensure_built
 from kubeproof.controlplane.pki import KeyPair, Pki
 
 PROFILES = ("hardened", "insecure")
+SUITE_USER = "kubeproof-suite"
 ENCRYPTION_MODES = ("aescbc", "identity-first", "none")
 SERVICE_CIDR = "10.0.0.0/24"
 READY_TIMEOUT = 90.0
@@ -146,6 +147,11 @@ class EmbeddedCluster:
         return self.workdir / "admin.kubeconfig"
 
     @property
+    def suite_kubeconfig(self) -> Path:
+        """The identity kubeproof audits this cluster as (SUITE_USER, in system:masters)."""
+        return self.workdir / "suite.kubeconfig"
+
+    @property
     def encryption_config_path(self) -> Path | None:
         path = self.apiserver_flags.get("encryption-provider-config")
         return Path(path) if path else None
@@ -230,6 +236,8 @@ class EmbeddedCluster:
             hosts=loopback + ("10.0.0.1", "kubernetes", "kubernetes.default", "kubernetes.default.svc"),
         )
         self.admin = pki.issue("admin", "kubeproof-admin", organizations=("system:masters",), client=True)
+        # The suite audits as an identity of its own, so the audit log tells its requests from set-up's.
+        self.suite_client = pki.issue("suite", SUITE_USER, organizations=("system:masters",), client=True)
         self.controller_manager_client = pki.issue(
             "controller-manager", "system:kube-controller-manager", client=True
         )
@@ -334,8 +342,40 @@ class EmbeddedCluster:
             # As on kubeadm and kind: privileged pods are for admission (PodSecurity) to refuse.
             "allow-privileged": "true",
         }
-        if s.admission_enabled:
-            flags["enable-admission-plugins"] = ",".join(s.admission_enabled)
+        admission_enabled = s.admission_enabled
+        if self.profile == "hardened":
+            # CIS 1.2.3-1.2.5, 1.2.9, 1.2.29, 1.2.30: settings the hardened profile needs to pass the
+            # control-plane checks (tests_cluster/test_control_plane.py). Nothing on loopback talks to a
+            # kubelet, but the API server must still be told how to authenticate to and verify one.
+            kubelet_client = self.pki.issue(
+                "apiserver-kubelet-client", "kube-apiserver-kubelet-client", client=True)
+            admission_config = self.workdir / "admission-control.yaml"
+            admission_config.write_text(yaml.safe_dump({
+                "apiVersion": "apiserver.config.k8s.io/v1",
+                "kind": "AdmissionConfiguration",
+                "plugins": [{"name": "EventRateLimit", "configuration": {
+                    "apiVersion": "eventratelimit.admission.k8s.io/v1alpha1",
+                    "kind": "Configuration",
+                    "limits": [{"type": "Server", "qps": 50, "burst": 100}],
+                }}],
+            }))
+            admission_enabled += ("EventRateLimit", "DenyServiceExternalIPs")
+            flags.update({
+                "kubelet-client-certificate": str(kubelet_client.cert),
+                "kubelet-client-key": str(kubelet_client.key),
+                "kubelet-certificate-authority": str(self.ca.cert),
+                "admission-control-config-file": str(admission_config),
+                "service-account-extend-token-expiration": "false",
+                # ECDHE with AEAD ciphers only; the serving key is ECDSA, the RSA suites are for clients
+                # of other deployments that copy this list.
+                "tls-cipher-suites": ",".join((
+                    "TLS_ECDHE_ECDSA_WITH_AES_128_GCM_SHA256", "TLS_ECDHE_ECDSA_WITH_AES_256_GCM_SHA384",
+                    "TLS_ECDHE_ECDSA_WITH_CHACHA20_POLY1305_SHA256", "TLS_ECDHE_RSA_WITH_AES_128_GCM_SHA256",
+                    "TLS_ECDHE_RSA_WITH_AES_256_GCM_SHA384", "TLS_ECDHE_RSA_WITH_CHACHA20_POLY1305_SHA256",
+                )),
+            })
+        if admission_enabled:
+            flags["enable-admission-plugins"] = ",".join(admission_enabled)
         if s.admission_disabled:
             flags["disable-admission-plugins"] = ",".join(s.admission_disabled)
         encryption_config = self._write_encryption_config()
@@ -385,6 +425,9 @@ class EmbeddedCluster:
             "leader-elect": "false",
             "profiling": "false",
         }
+        if self.profile == "hardened":
+            # CIS 1.3.1: the default (12500) is a count, not a choice; set one on purpose.
+            self.controller_manager_flags["terminated-pod-gc-threshold"] = "1000"
         self._spawn(
             "kube-controller-manager",
             [str(self.binaries.controller_manager)] + [f"--{k}={v}" for k, v in self.controller_manager_flags.items()],
@@ -430,10 +473,11 @@ class EmbeddedCluster:
 
         self._poll("etcd", healthy)
 
-    def api_request(self, method: str, path: str, body: dict | None = None) -> tuple[int, dict]:
+    def api_request(self, method: str, path: str, body: dict | None = None,
+                    content_type: str | None = None) -> tuple[int, dict]:
         """An admin request to the embedded API server; for set-up and for tests that seed it."""
         data = json.dumps(body).encode() if body is not None else None
-        content_type = "application/merge-patch+json" if method == "PATCH" else "application/json"
+        content_type = content_type or ("application/merge-patch+json" if method == "PATCH" else "application/json")
         request = urllib.request.Request(
             f"{self.server}{path}", data=data, method=method, headers={"Content-Type": content_type}
         )
@@ -450,6 +494,7 @@ class EmbeddedCluster:
 
         self._poll("kube-apiserver", ready)
         self._write_kubeconfig(self.kubeconfig, "kubeproof-admin", self.admin)
+        self._write_kubeconfig(self.suite_kubeconfig, SUITE_USER, self.suite_client)
 
     def _wait_for_default_service_account(self) -> None:
         # Pods (and their server-side dry-runs) are refused until the default ServiceAccount exists.
@@ -488,6 +533,7 @@ class EmbeddedCluster:
             "controller_manager_flags": self.controller_manager_flags,
             "ca": [str(self.ca.cert), str(self.ca.key)],
             "admin": [str(self.admin.cert), str(self.admin.key)],
+            "suite": [str(self.suite_client.cert), str(self.suite_client.key)],
             "etcd_client": [str(self.etcd_client.cert), str(self.etcd_client.key)],
             "kubernetes": self.binaries.kubernetes_version,
             "etcd_version": self.binaries.etcd_version,
@@ -510,8 +556,8 @@ class EmbeddedCluster:
         cluster.apiserver_flags = state["apiserver_flags"]
         cluster.etcd_flags = state["etcd_flags"]
         cluster.controller_manager_flags = state["controller_manager_flags"]
-        cluster.ca, cluster.admin, cluster.etcd_client = (
-            KeyPair(Path(state[k][0]), Path(state[k][1])) for k in ("ca", "admin", "etcd_client")
+        cluster.ca, cluster.admin, cluster.etcd_client, cluster.suite_client = (
+            KeyPair(Path(state[k][0]), Path(state[k][1])) for k in ("ca", "admin", "etcd_client", "suite")
         )
         cluster.binaries = Binaries(Path("."), state["kubernetes"], state["etcd_version"])
         return cluster
