@@ -6,6 +6,7 @@ snapshot holds and hand the findings to `verdict`, and the records become the ru
 from __future__ import annotations
 
 import datetime
+import html
 import subprocess
 from pathlib import Path
 
@@ -188,7 +189,8 @@ def _add_environment_metadata(config, audit: Audit) -> None:
         from pytest_metadata.plugin import metadata_key
     except ImportError:  # pytest-html without pytest-metadata: the summary still carries it
         return
-    config.stash[metadata_key].update({k: str(v) for k, v in _environment(config, audit).items()})
+    # pytest-html renders environment values as HTML; names of clusters and users are text.
+    config.stash[metadata_key].update({k: html.escape(str(v)) for k, v in _environment(config, audit).items()})
 
 
 def _git_commit(root) -> str:
@@ -472,6 +474,15 @@ def pytest_html_results_summary(prefix, summary, postfix, session):
         environment = _environment(session.config, audit)
         environment["finished (UTC)"] = _now()
         prefix.append(summary_html(session.config.stash[RECORDS], environment))
+
+
+def pytest_html_results_table_row(report, cells):
+    # pytest-html puts the test id into the page as HTML, and ours carry object names, which RBAC
+    # (and the people who name things) allow to contain markup: it must be text.
+    test_id = report.nodeid + (f"::{report.when}" if report.when != "call" else "")
+    for index, cell in enumerate(cells):
+        if cell.startswith('<td class="col-testId">'):
+            cells[index] = f'<td class="col-testId">{html.escape(test_id)}</td>'
 
 
 def pytest_html_results_table_html(report, data):
