@@ -12,7 +12,7 @@ from pathlib import Path
 import urllib3
 
 from kubeproof import baseline as baselines
-from kubeproof.backends import Backend, EtcdAccess, LiveBackend, LocalBackend, Unreachable
+from kubeproof.backends import Backend, CredentialsError, EtcdAccess, LiveBackend, LocalBackend, Unreachable
 from kubeproof.snapshot import Snapshot
 
 LOCAL = "local"
@@ -226,6 +226,9 @@ class Audit:
                     "check the kubeconfig user"
                 )
             version = answer.body if answer.ok and isinstance(answer.body, dict) else {}
+        except CredentialsError as error:
+            backend.close()
+            raise ConfigError(f"cluster {cluster}: {error}") from None
         except BaseException:
             backend.close()
             raise

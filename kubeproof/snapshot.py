@@ -8,7 +8,7 @@ from __future__ import annotations
 import time
 from dataclasses import dataclass, field
 
-from kubeproof.backends import Backend, ComponentConfig, Unreachable
+from kubeproof.backends import Backend, ComponentConfig, CredentialsError, Unreachable
 from kubeproof.backends.etcd import EtcdError
 from kubeproof.results import NotVerified
 
@@ -113,7 +113,7 @@ class Snapshot:
             accept = METADATA_ONLY if kind.metadata_only else "application/json"
             try:
                 answer = self.backend.request("GET", kind.path, query=query, accept=accept)
-            except Unreachable as error:
+            except (Unreachable, CredentialsError) as error:
                 read.error = f"the API server stopped answering: {error}"
                 return read
             read.pages += 1

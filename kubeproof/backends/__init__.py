@@ -10,9 +10,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from kubeproof.backends.etcd import EtcdAccess, EtcdReader
-from kubeproof.backends.http import Answer, KubeHttp, Unreachable
+from kubeproof.backends.http import Answer, CredentialsError, KubeHttp, Unreachable
 
-__all__ = ["Answer", "Backend", "ComponentConfig", "EtcdAccess", "Unreachable"]
+__all__ = ["Answer", "Backend", "ComponentConfig", "CredentialsError", "EtcdAccess", "Unreachable"]
 
 
 @dataclass

@@ -17,6 +17,10 @@ import urllib3
 DEFAULT_TIMEOUT = urllib3.Timeout(connect=5.0, read=30.0)
 
 
+class CredentialsError(Exception):
+    """The kubeconfig's credentials could not be produced (an exec plugin failed, a file vanished)."""
+
+
 class Unreachable(Exception):
     """The API server (or etcd) did not answer at all: exit status 3, naming the endpoint."""
 
@@ -126,7 +130,10 @@ class KubeHttp:
         if body is not None:
             headers["Content-Type"] = content_type
         if not anonymous:
-            headers.update(self._auth_headers())
+            try:
+                headers.update(self._auth_headers())
+            except Exception as error:  # exec plugins and token files fail in many ways; none is a pass
+                raise CredentialsError(f"the credentials for {self.server} could not be produced: {error}") from None
         pool = self._anonymous if anonymous else self._authenticated
         try:
             response = pool.request(
