@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import datetime
 import html
+import os
 import subprocess
 from pathlib import Path
 
@@ -407,12 +408,25 @@ def _status(report, call, verdict) -> tuple[str | None, str]:
     if report.outcome == "failed":
         if verdict is not None and verdict.findings and call.when == "call":
             return "failed", ""
-        return "error", _last_line(report.longreprtext)
+        return "error", _error_summary(call)
     if report.outcome == "skipped":
         longrepr = report.longrepr
         reason = str(longrepr[2]) if isinstance(longrepr, tuple) and len(longrepr) == 3 else _last_line(str(longrepr))
         return "skipped", reason.removeprefix("Skipped: ")
     return ("passed", "") if call.when == "call" else (None, "")
+
+
+def _error_summary(call) -> str:
+    """An unexpected error, named by type and place only: its message and pytest's traceback (which
+    prints the test's arguments) can quote cluster data, so they stay out of the evidence unless
+    KUBEPROOF_DEBUG=1 asks for them."""
+    excinfo = call.excinfo
+    if excinfo is None:
+        return "error"
+    entry = excinfo.traceback[-1] if excinfo.traceback else None
+    where = f" at {Path(str(entry.path)).name}:{entry.lineno + 1}" if entry is not None else ""
+    return (f"kubeproof error: {excinfo.typename}{where} during {call.when}; details withheld from the evidence "
+            "because they may quote cluster data (rerun with KUBEPROOF_DEBUG=1 to see them)")
 
 
 def _last_line(text: str) -> str:
@@ -459,6 +473,8 @@ def _apply(report, item, record: Record) -> None:
         report.wasxfail = f"{record.status.upper()}: {record.reason}"
     elif record.status == "failed" and record.reason:
         report.longrepr = f"{report.longreprtext}\n{record.reason}"
+    elif record.status == "error" and os.environ.get("KUBEPROOF_DEBUG") != "1":
+        report.longrepr = record.reason
 
 
 def pytest_report_teststatus(report, config):

@@ -138,6 +138,7 @@ class Snapshot:
                     return read
                 if kind.metadata_only:
                     _drop_copies_of_data(item)
+                    item["kind"] = kind.kind  # the list says PartialObjectMetadata; the object is a Secret
                 item.setdefault("kind", kind.kind)
                 items.append(item)
             token = (answer.body.get("metadata") or {}).get("continue")

@@ -38,8 +38,8 @@ def object_name(obj: dict | None) -> str:
     return "/".join(p for p in (obj.get("kind"), obj.get("namespace"), obj.get("name")) if p)
 
 
-def run_suite(report_dir: Path, *args: str, timeout: float = 600, env=None) -> SuiteRun:
-    command = [sys.executable, "-m", "pytest", "tests_cluster", "-q", "-p", "no:cacheprovider",
+def run_suite(report_dir: Path, *args: str, timeout: float = 600, env=None, paths=("tests_cluster",)) -> SuiteRun:
+    command = [sys.executable, "-m", "pytest", *paths, "-q", "-p", "no:cacheprovider",
                f"--report-dir={report_dir}", *args]
     process = subprocess.run(command, cwd=ROOT, capture_output=True, text=True, timeout=timeout, env=env)
     folders = sorted(p.parent for p in report_dir.glob("*/results.json")) if report_dir.exists() else []

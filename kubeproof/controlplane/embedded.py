@@ -519,6 +519,26 @@ class EmbeddedCluster:
             )
             if status not in (201, 409):
                 raise ControlPlaneError(f"could not isolate namespace {namespace}: {status} {answer.get('message')}")
+            # Pods that do not ask for the API get no token from the default ServiceAccount.
+            account = f"/api/v1/namespaces/{namespace}/serviceaccounts/default"
+            self._poll(f"the default ServiceAccount of {namespace}", lambda: self.api_request("GET", account)[0] == 200)
+            self._expect(self.api_request("PATCH", account, {"automountServiceAccountToken": False}), f"patch {account}")
+        # Where workloads land by default, their resources are bounded and defaulted.
+        self._expect(self.api_request("POST", "/api/v1/namespaces/default/resourcequotas", {
+            "metadata": {"name": "compute"}, "spec": {"hard": {
+                "pods": "20", "requests.cpu": "2", "requests.memory": "2Gi", "limits.cpu": "4", "limits.memory": "4Gi"}}}),
+            "create the default namespace's ResourceQuota")
+        self._expect(self.api_request("POST", "/api/v1/namespaces/default/limitranges", {
+            "metadata": {"name": "defaults"}, "spec": {"limits": [{
+                "type": "Container", "default": {"cpu": "500m", "memory": "256Mi"},
+                "defaultRequest": {"cpu": "100m", "memory": "64Mi"}, "max": {"cpu": "2", "memory": "1Gi"}}]}}),
+            "create the default namespace's LimitRange")
+
+    @staticmethod
+    def _expect(answer: tuple[int, dict], what: str) -> None:
+        status, body = answer
+        if status not in (200, 201, 409):
+            raise ControlPlaneError(f"could not {what}: {status} {body.get('message')}")
 
     # -- sharing a running cluster with another process --------------------------------------------
     def save_state(self) -> Path:
