@@ -63,7 +63,7 @@ def test_run_folder_verifies_and_every_artifact_counts_the_same(insecure_cluster
     for key in ("cluster fingerprint", "identity", "baseline sha256", "kubeproof commit", "started (UTC)", "finished (UTC)"):
         assert environment[key] and "unknown" not in environment[key], key
     assert environment["cluster fingerprint"].startswith("kube-system uid ")
-    assert "kubeproof-admin" in environment["identity"]
+    assert "kubeproof-suite" in environment["identity"]
     for key in ("cluster fingerprint", "identity", "baseline sha256", "kubeproof commit"):
         assert html.escape(environment[key]) in page or environment[key] in page, key
     counts = run.results["counts"]

@@ -145,10 +145,9 @@ def _seed(cluster) -> None:
     for namespace in OURS + ("default",):
         _create(cluster, f"/api/v1/namespaces/{namespace}/serviceaccounts", {"metadata": {"name": "app"}})
     # Compliant namespaces bound their resources and keep the default ServiceAccount's token to itself;
-    # wp-bad does neither (seeded). The built-in ones are what the hardened profile should ship.
-    for namespace in BUILT_IN + tuple(n for n in OURS if n != "wp-bad"):
+    # wp-bad does neither (seeded). The hardened profile already does both for the built-in namespaces.
+    for namespace in tuple(n for n in OURS if n != "wp-bad"):
         _opt_default_account_out(cluster, namespace)
-    for namespace in ("default",) + tuple(n for n in OURS if n != "wp-bad"):
         _bound_resources(cluster, namespace)
 
     for namespace in ("wp-good", "wp-bad"):
