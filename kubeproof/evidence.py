@@ -71,7 +71,31 @@ def _cell(value: Any) -> str:
     return html.escape(str(value), quote=True)
 
 
-def summary_html(records: list[Record], environment: dict[str, Any]) -> str:
+def passed_groups_html(records: list[Record]) -> str:
+    """Passed results grouped per test, for large runs whose table lists only what needs reading."""
+    groups: dict[str, list[Record]] = defaultdict(list)
+    for record in records:
+        if record.status == "passed":
+            groups[record.test].append(record)
+    rows = []
+    for test, passed in sorted(groups.items()):
+        names = ", ".join(_object_name(r.object) for r in passed if r.object)
+        rows.append(f"<tr><td>{_cell(test)}</td><td>{len(passed)}</td>"
+                    f"<td><details><summary>objects</summary>{_cell(names) or '(no object)'}</details></td></tr>")
+    return (
+        f"<h2>Passed results, grouped ({sum(len(g) for g in groups.values())})</h2>"
+        "<p>This run is large, so the results table below lists only what needs reading (failed, waived, "
+        "accepted, not verified, skipped, errors); every result, passed ones included, is in results.json "
+        "and junit.xml, and the counts above are exact.</p>"
+        f"<table class=\"kubeproof-summary\"><tr><th>test</th><th>passed</th><th>objects</th></tr>{''.join(rows)}</table>"
+    )
+
+
+def _object_name(obj: dict) -> str:
+    return "/".join(str(p) for p in (obj.get("kind"), obj.get("namespace"), obj.get("name")) if p)
+
+
+def summary_html(records: list[Record], environment: dict[str, Any], group_passed: bool = False) -> str:
     rows = []
     for practice, counts in counts_by_practice(records).items():
         rows.append(
@@ -94,6 +118,7 @@ def summary_html(records: list[Record], environment: dict[str, Any]) -> str:
         f'<details><summary>Summary by control</summary><table class="kubeproof-summary"><tr><th>control</th>{header}</tr>'
         f'{"".join(control_rows)}</table></details>'
         f'<h2>Audited cluster</h2><table class="kubeproof-environment">{env_rows}</table>'
+        + (passed_groups_html(records) if group_passed else "")
     )
 
 

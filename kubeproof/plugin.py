@@ -51,6 +51,8 @@ OBJECT_PARAMETERS = {
 SUITE_FOLDER = "tests_cluster"
 WAIVER_TESTS = "test_baseline_waivers.py"
 MANIFEST_TESTS = "test_manifests.py"
+GROUP_PASSED_ABOVE = 2000
+GROUP_PASSED = pytest.StashKey[bool]()
 
 
 class Unreadable:
@@ -86,6 +88,9 @@ def pytest_addoption(parser):
                     help="'new': fail only on findings not recorded as accepted beside the baseline (the ratchet)")
     group.addoption("--update-baseline", action="store_true",
                     help="record this run's findings as accepted (<baseline>.accepted.yaml) for --fail-on=new")
+    group.addoption("--html-passed", choices=("auto", "rows", "grouped"), default="auto",
+                    help="passed results in the HTML table: one row each, or grouped per test in the summary "
+                    f"(auto: grouped above {GROUP_PASSED_ABOVE} results, so a large report opens in seconds)")
     group.addoption("--report-dir", default="reports", help="where run folders are written (default: reports/)")
     # --strict is pytest's own flag (strict markers, config and ids); kubeproof also reads it to count
     # "not verified" results as failures.
@@ -214,6 +219,8 @@ def pytest_collection_modifyitems(session, config, items):
             items[:] = [item for item in items if item.path.name != MANIFEST_TESTS]
     # Waiver tests judge what every other test matched, so they run last.
     items.sort(key=lambda item: item.path.name == WAIVER_TESTS)
+    choice = config.getoption("html_passed")
+    config.stash[GROUP_PASSED] = choice == "grouped" or (choice == "auto" and len(items) > GROUP_PASSED_ABOVE)
 
 
 def pytest_generate_tests(metafunc):
@@ -454,6 +461,7 @@ def pytest_runtest_makereport(item, call):
     record.reason = "; ".join(p for p in (reason, judgement.note) if p)
     _apply(report, item, record)
     report.kubeproof_record = record
+    report.kubeproof_group_passed = item.config.stash.get(GROUP_PASSED, False)
     return report
 
 
@@ -489,10 +497,15 @@ def pytest_html_results_summary(prefix, summary, postfix, session):
     if audit is not None:
         environment = _environment(session.config, audit)
         environment["finished (UTC)"] = _now()
-        prefix.append(summary_html(session.config.stash[RECORDS], environment))
+        prefix.append(summary_html(session.config.stash[RECORDS], environment,
+                                   group_passed=session.config.stash.get(GROUP_PASSED, False)))
 
 
 def pytest_html_results_table_row(report, cells):
+    record = getattr(report, "kubeproof_record", None)
+    if record is not None and record.status == "passed" and getattr(report, "kubeproof_group_passed", False):
+        cells.clear()  # grouped in the summary instead: the browser renders every row it is given
+        return
     # pytest-html puts the test id into the page as HTML, and ours carry object names, which RBAC
     # (and the people who name things) allow to contain markup: it must be text.
     test_id = report.nodeid + (f"::{report.when}" if report.when != "call" else "")
