@@ -23,7 +23,7 @@ from kubeproof.practices import FRAMEWORKS, PRACTICES
 from kubeproof.probes import Probes
 from kubeproof.results import Finding, NotVerified, ObjectRef
 from kubeproof.session import EXIT_CONFIG, EXIT_UNREACHABLE, Audit, ConfigError, Options, resolve_cluster
-from kubeproof.snapshot import WORKLOAD_KINDS, owned_by_a_workload
+from kubeproof.snapshot import KINDS, WORKLOAD_KINDS, owned_by_a_workload
 
 AUDIT = pytest.StashKey["Audit | None"]()
 RECORDS = pytest.StashKey[list]()
@@ -232,10 +232,11 @@ def pytest_generate_tests(metafunc):
         metafunc.parametrize("waiver", [
             pytest.param(w, marks=pytest.mark.cis(w.control), id=f"line{w.line}-{w.control}-{w.kind}/{w.namespace}/{w.name}")
             for w in audit.baseline.waivers
-        ])
+        ] or [pytest.param(None, marks=pytest.mark.skip(reason="the baseline has no waivers"), id="none")])
     if "expected_agent" in wanted:
         # One case per monitoring agent the baseline expects ("NAMESPACE/NAME" patterns).
-        metafunc.parametrize("expected_agent", list(audit.baseline.monitoring_daemonsets))
+        metafunc.parametrize("expected_agent", list(audit.baseline.monitoring_daemonsets) or [pytest.param(
+            None, marks=pytest.mark.skip(reason="the baseline expects no monitoring agents (monitoring.daemonsets)"), id="none")])
     if "manifest" in wanted:
         documents = getattr(audit.backend, "documents", [])
         metafunc.parametrize("manifest", documents, ids=[f"{d.where} {d.key()[0]}/{d.key()[2]}" for d in documents])
@@ -254,6 +255,10 @@ def pytest_generate_tests(metafunc):
             else:
                 values.append(Unreadable(read.kind.kind, read.error))
                 ids.append(f"{read.kind.kind}:unreadable")
+        if not values:
+            # Nothing of this kind exists: say so, rather than pytest's "got empty parameter set".
+            kinds = ", ".join(KINDS[name].kind for name in OBJECT_PARAMETERS[parameter])
+            values, ids = [pytest.param(None, marks=pytest.mark.skip(reason=f"no {kinds} objects in this cluster"), id="none")], None
         metafunc.parametrize(parameter, values, ids=ids)
 
 
@@ -384,6 +389,8 @@ def _subject(item) -> dict | None:
             return {"kind": value.kind, "name": "(could not be listed)"}
         if isinstance(value, str) and name == "path":
             return {"kind": "Endpoint", "name": value}
+        if isinstance(value, str) and name == "expected_agent":
+            return {"kind": "DaemonSet", "name": value}
     return None
 
 
