@@ -85,7 +85,7 @@ def record(status="failed", practice="rbac", **changes) -> Record:
 def test_record_to_dict():
     data = record().to_dict()
     assert data["status"] == "failed" and data["evidence"] == {"rules": 3} and data["findings"][0]["path"] == "rules[0].verbs"
-    assert set(data) == {"nodeid", "test", "practice", "controls", "object", "status", "reason", "findings", "evidence"}
+    assert set(data) == {"nodeid", "test", "practice", "controls", "object", "status", "reason", "findings", "evidence", "reads"}
 
 
 def test_counts_by_practice():
