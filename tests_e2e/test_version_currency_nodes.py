@@ -1,0 +1,45 @@
+"""Version currency on nodes, against a real API server: a kubelet past its end of life (and too far
+behind the API server) fails, a current one passes. The nodes are real Node objects, as a kubelet
+registers them; no kubelet runs."""
+
+from __future__ import annotations
+
+import pytest
+from conftest import run_suite
+
+from kubeproof.controlplane import EmbeddedCluster
+
+
+def _node(name: str, kubelet: str) -> dict:
+    return {"apiVersion": "v1", "kind": "Node", "metadata": {"name": name},
+            "status": {"nodeInfo": {"kubeletVersion": kubelet, "kubeProxyVersion": kubelet, "osImage": "test",
+                                    "containerRuntimeVersion": "containerd://2.0", "kernelVersion": "6",
+                                    "operatingSystem": "linux", "architecture": "amd64",
+                                    "machineID": "m", "systemUUID": "s", "bootID": "b"}}}
+
+
+@pytest.fixture(scope="module")
+def cluster_with_nodes():
+    with EmbeddedCluster(profile="hardened") as cluster:
+        for name, kubelet in (("node-current", "v1.37.2"), ("node-ancient", "v1.25.16")):
+            status, answer = cluster.api_request("POST", "/api/v1/nodes", _node(name, kubelet))
+            assert status == 201, answer.get("message")
+            status, answer = cluster.api_request("PATCH", f"/api/v1/nodes/{name}/status",
+                                                 {"status": _node(name, kubelet)["status"]})
+            assert status == 200, answer.get("message")
+        yield cluster
+
+
+def test_kubelets_past_end_of_life_or_skew_fail_and_current_ones_pass(cluster_with_nodes, tmp_path):
+    run = run_suite(tmp_path / "reports", "--cluster=local", f"--local-attach={cluster_with_nodes.workdir}",
+                    paths=("tests_cluster/test_version_currency.py",))
+    assert run.returncode == 1, run.output[-2000:]
+    by_node = {}
+    for record in run.records():
+        if record["object"] and record["object"].get("kind") == "Node":
+            by_node.setdefault(record["object"]["name"], {})[record["test"]] = record
+    assert by_node["node-current"] and all(r["status"] == "passed" for r in by_node["node-current"].values())
+    ancient = by_node["node-ancient"]
+    assert ancient and all(r["status"] == "failed" for r in ancient.values()), ancient
+    observed = " ".join(str(f["observed"]) for r in ancient.values() for f in r["findings"])
+    assert "1.25" in observed
