@@ -198,7 +198,9 @@ class Audit:
         namespace's UID, which survives upgrades and differs between clusters), for the evidence."""
         review = self.backend.request("POST", "/apis/authentication.k8s.io/v1/selfsubjectreviews", body={
             "apiVersion": "authentication.k8s.io/v1", "kind": "SelfSubjectReview"})
-        info = ((review.body or {}).get("status") or {}).get("userInfo") if isinstance(review.body, dict) else None
+        # A refusal's body is a Status whose "status" is the string "Failure", not the review's status.
+        status = review.body.get("status") if isinstance(review.body, dict) else None
+        info = status.get("userInfo") if isinstance(status, dict) else None
         if review.ok and isinstance(info, dict):
             groups = ", ".join(g for g in info.get("groups") or [] if isinstance(g, str))
             self.identity = f"{info.get('username', '?')} (groups: {groups or 'none'})"

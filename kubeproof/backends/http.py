@@ -144,11 +144,16 @@ class KubeHttp:
             raise Unreachable(self.server, _reason(error)) from None
         payload = response.data or b""
         parsed, text = None, ""
+        shown_path = path + (("?" + urlencode(query)) if query else "")
         try:
             parsed = json.loads(payload) if payload else None
         except ValueError:
+            if "json" in (response.headers.get("Content-Type") or "").split(";")[0].lower():
+                # Said to be JSON and is not: cut short or damaged on the way. Its status and headers
+                # (a 401, an admission warning) are no evidence either, so there is no answer at all.
+                raise Unreachable(self.server, f"{method} {shown_path} answered HTTP {response.status} with a "
+                                  f"body that is not the JSON it declares ({len(payload)} bytes)") from None
             text = payload[:300].decode(errors="replace")
-        shown_path = path + (("?" + urlencode(query)) if query else "")
         return Answer(method, shown_path, response.status, parsed, text, _warnings(response.headers))
 
 
