@@ -360,7 +360,9 @@ def pytest_runtest_setup(item):
     record = _record(item)
     callspec = getattr(item, "callspec", None)
     for name, value in (callspec.params.items() if callspec else ()):
-        record.reads.update(OBJECT_PARAMETERS.get(name, ()))
+        # The test rests on the kind its object came from, not on every kind the parameter draws from.
+        kind = value.kind if isinstance(value, Unreadable) else value.get("kind") if isinstance(value, dict) else None
+        record.reads.update(n for n in OBJECT_PARAMETERS.get(name, ()) if KINDS[n].kind == kind)
         if isinstance(value, Unreadable):
             raise NotVerified(f"{value.kind} objects could not be listed: {value.reason}")
 

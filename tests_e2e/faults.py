@@ -20,6 +20,7 @@ import json
 import os
 import queue
 import re
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -214,19 +215,23 @@ class Run:
 
 
 def run_suite(proxy: FaultProxy, report_dir: Path, paths=("tests_cluster",), *args: str, timeout: float = 900) -> Run:
-    kubeconfig = proxy.write_kubeconfig(Path(tempfile.mkdtemp(prefix="kubeproof-fault-")) / "kubeconfig", CONTEXT)
-    dependencies = kubeconfig.parent / "dependencies.json"
+    scratch = Path(tempfile.mkdtemp(prefix="kubeproof-fault-run-"))
+    kubeconfig = proxy.write_kubeconfig(scratch / "kubeconfig", CONTEXT)
+    dependencies = scratch / "dependencies.json"
     env = dict(os.environ, KUBEPROOF_FAULT_DEPENDENCIES=str(dependencies),
                PYTHONPATH=os.pathsep.join(p for p in (str(E2E), os.environ.get("PYTHONPATH")) if p))
     command = [sys.executable, "-m", "pytest", *paths, "-q", "-p", "no:cacheprovider", "-p", "fault_observer",
                f"--report-dir={report_dir}", f"--cluster={CONTEXT}", f"--kubeconfig={kubeconfig}",
                f"--request-timeout={REQUEST_TIMEOUT}", *args]
     began = time.monotonic()
-    process = subprocess.run(command, cwd=ROOT, capture_output=True, text=True, timeout=timeout, env=env)
-    seconds = time.monotonic() - began
+    try:
+        process = subprocess.run(command, cwd=ROOT, capture_output=True, text=True, timeout=timeout, env=env)
+        seconds = time.monotonic() - began
+        observed = json.loads(dependencies.read_text()) if dependencies.exists() else {}
+    finally:
+        shutil.rmtree(scratch, ignore_errors=True)
     folders = sorted(p.parent for p in report_dir.glob("*/results.json")) if report_dir.exists() else []
     results = json.loads((folders[-1] / "results.json").read_text()) if folders else None
-    observed = json.loads(dependencies.read_text()) if dependencies.exists() else {}
     return Run(process.returncode, process.stdout + process.stderr, results, observed, report_dir, seconds)
 
 
