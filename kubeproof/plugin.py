@@ -299,6 +299,15 @@ def probes(request):
 
 
 @pytest.fixture(scope="session")
+def server_version(request) -> dict:
+    """The API server's /version answer, read once when the audit opened."""
+    version = _audit(request).server_version
+    if not version.get("gitVersion"):
+        raise NotVerified("the API server did not answer GET /version with its version")
+    return version
+
+
+@pytest.fixture(scope="session")
 def server_minor(request) -> str:
     version = _audit(request).server_version
     major, minor = str(version.get("major", "")), str(version.get("minor", "")).rstrip("+")

@@ -12,7 +12,7 @@ import pytest
 
 from kubeproof import release_support
 from kubeproof.checks import versions
-from kubeproof.results import NotVerified, ObjectRef
+from kubeproof.results import ObjectRef
 
 pytestmark = [pytest.mark.version_currency, pytest.mark.nsa("Upgrading and application security practices")]
 
@@ -21,14 +21,6 @@ pytestmark = [pytest.mark.version_currency, pytest.mark.nsa("Upgrading and appli
 def support():
     document = release_support.load()
     return versions.parse_table(document), {"table as of": document.get("as_of"), "table source": document.get("source")}
-
-
-@pytest.fixture(scope="module")
-def server_version(cluster):
-    answer = cluster.request("GET", "/version")
-    if not answer.ok or not isinstance(answer.body, dict):
-        raise NotVerified(f"GET /version answered HTTP {answer.status}")
-    return answer.body
 
 
 def judge(subject: ObjectRef, what: str, version: str, support, verdict) -> None:
