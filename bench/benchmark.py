@@ -25,6 +25,7 @@ import statistics
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 from pathlib import Path
 
@@ -84,21 +85,57 @@ def log(message: str) -> None:
 
 
 # -- processes timed by /usr/bin/time -------------------------------------------------------------------
+def _rss_mb(pid: int) -> float | None:
+    try:
+        for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1]) / 1024
+    except OSError:
+        return None
+    return None
+
+
+def _sample_rss(parent: int, samples: list, stop: threading.Event) -> None:
+    """The measured command's RSS over time (it runs under /usr/bin/time: its child), every 0.25 s."""
+    while not stop.wait(0.25):
+        try:
+            children = Path(f"/proc/{parent}/task/{parent}/children").read_text().split()
+        except OSError:
+            continue
+        rss = _rss_mb(int(children[0])) if children else None
+        if rss is not None:
+            samples.append((time.time(), round(rss, 1)))
+
+
 def timed(argv: list[str], cwd: Path, env: dict | None = None, stdout=None) -> dict:
-    """Wall seconds, peak RSS (MB) and CPU seconds of one command, with the load before it."""
+    """Wall seconds, peak RSS (MB), the RSS over time and CPU seconds of one command, with the load
+    before it."""
     with tempfile.NamedTemporaryFile("r", suffix=".time") as report:
         before = load()
         began = time.time()
-        done = subprocess.run(["/usr/bin/time", "-v", "-o", report.name, *argv], cwd=cwd, env=env,
-                              stdout=stdout or subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        process = subprocess.Popen(["/usr/bin/time", "-v", "-o", report.name, *argv], cwd=cwd, env=env,
+                                   stdout=stdout or subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        samples: list = []
+        stop = threading.Event()
+        sampler = threading.Thread(target=_sample_rss, args=(process.pid, samples, stop), daemon=True)
+        sampler.start()
+        out, err = process.communicate()
         ended = time.time()
+        stop.set()
+        sampler.join()
         text = report.read()
     field = lambda name: re.search(rf"{re.escape(name)}: (.+)", text).group(1).strip()  # noqa: E731
     return {"wall": round(ended - began, 3), "began": began, "ended": ended,
             "rss_mb": round(int(field("Maximum resident set size (kbytes)")) / 1024, 1),
             "cpu": round(float(field("User time (seconds)")) + float(field("System time (seconds)")), 2),
-            "exit": done.returncode, "load_before": before, "load_after": load(),
-            "stdout_tail": (done.stdout or "")[-1500:] if stdout is None else "", "stderr_tail": done.stderr[-1500:]}
+            "exit": process.returncode, "load_before": before, "load_after": load(), "rss_samples": samples,
+            "stdout_tail": (out or "")[-1500:] if stdout is None else "", "stderr_tail": (err or "")[-1500:]}
+
+
+def rss_at(samples: list, moment: float) -> float | None:
+    """The highest RSS sampled up to `moment`."""
+    seen = [rss for when, rss in samples if when <= moment]
+    return max(seen) if seen else None
 
 
 def measured(what: str, runs: int, once) -> list[dict]:
@@ -156,13 +193,13 @@ def io_floor(cluster: EmbeddedCluster) -> dict:
 
 
 # -- the audit ----------------------------------------------------------------------------------------
-def audit_once(workdir: Path, out: Path, profile: bool = False) -> dict:
+def audit_once(workdir: Path, out: Path, profile: bool = False, extra: tuple[str, ...] = ()) -> dict:
     reports = Path(tempfile.mkdtemp(prefix="audit-", dir=out))
     phases_file = reports / "phases.json"
     env = {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, [str(BENCH), str(BENCH_TOOLS) if profile else None])),
            "KUBEPROOF_PHASES_FILE": str(phases_file)}
     pytest_args = ["tests_cluster", "--cluster=local", f"--local-attach={workdir}", "-q", "-p", "no:cacheprovider",
-                   f"--report-dir={reports}", "-p", "phase_timer"]
+                   f"--report-dir={reports}", "-p", "phase_timer", *extra]
     if profile:
         argv = [PYTHON, "-m", "pyinstrument", "-r", "text", "-o", str(out / "profile.txt"), "-m", "pytest", *pytest_args]
     else:
@@ -189,6 +226,12 @@ def audit_once(workdir: Path, out: Path, profile: bool = False) -> dict:
     }
     result.update({
         "phases": {k: round(v, 3) for k, v in phases.items()},
+        # Peak RSS reached by the end of each phase, from the samples (0.25 s apart).
+        "rss_by_phase_mb": {"connect": rss_at(result["rss_samples"], s["first_collector"]),
+                            "collect": rss_at(result["rss_samples"], s["collection_end"]),
+                            "run": rss_at(result["rss_samples"], s["run_end"]),
+                            "report": rss_at(result["rss_samples"], s["sessionfinish_end"]),
+                            "end": rss_at(result["rss_samples"], result["ended"])},
         "items": stamps["items"], "counts": results["counts"], "snapshot": results["snapshot"],
         "html_bytes": html.stat().st_size, "html": str(html), "results": str(folder / "results.json"),
         "artifact_bytes": {p.name: p.stat().st_size for p in folder.iterdir()},
@@ -355,8 +398,9 @@ def settle(cluster: EmbeddedCluster, seconds: float = 20) -> None:
     time.sleep(seconds)
 
 
-def bench_size(size: str, runs: int, out: Path, attach: str | None, with_peers: bool, profile: bool) -> dict:
-    result: dict = {"size": size, "runs": runs}
+def bench_size(size: str, runs: int, out: Path, attach: str | None, with_peers: bool, profile: bool,
+               audit_args: tuple[str, ...] = (), audit_only: bool = False) -> dict:
+    result: dict = {"size": size, "runs": runs, "audit_args": list(audit_args)}
     cluster = EmbeddedCluster.attach(attach) if attach else EmbeddedCluster(profile="hardened").start()
     try:
         manifest_path = Path(cluster.workdir) / generate.MANIFEST
@@ -369,15 +413,18 @@ def bench_size(size: str, runs: int, out: Path, attach: str | None, with_peers: 
         result["violations"] = manifest["violations"]
         settle(cluster)
 
-        floor = measured("I/O floor", runs, lambda: io_floor(cluster))
-        result["io_floor"] = {"seconds": median([f["seconds"] for f in floor]), "runs": floor}
+        if not audit_only:
+            floor = measured("I/O floor", runs, lambda: io_floor(cluster))
+            result["io_floor"] = {"seconds": median([f["seconds"] for f in floor]), "runs": floor}
 
-        audits = measured("audit", runs, lambda: audit_once(Path(cluster.workdir), out))
+        audits = measured("audit" + (f" {' '.join(audit_args)}" if audit_args else ""), runs,
+                          lambda: audit_once(Path(cluster.workdir), out, extra=audit_args))
         phase_names = audits[0]["phases"].keys()
         result["audit"] = {
             "wall": median([a["wall"] for a in audits]), "rss_mb": median([a["rss_mb"] for a in audits]),
             "cpu": median([a["cpu"] for a in audits]), "items": audits[0]["items"],
             "phases": {p: median([a["phases"][p] for a in audits]) for p in phase_names},
+            "rss_by_phase_mb": {p: median([a["rss_by_phase_mb"][p] or 0 for a in audits]) for p in audits[0]["rss_by_phase_mb"]},
             "list_per_kind": {k: median([a["snapshot"][k]["seconds"] for a in audits]) for k in audits[0]["snapshot"]},
             "counts": audits[0]["counts"], "html_bytes": audits[0]["html_bytes"],
             "artifact_bytes": audits[0]["artifact_bytes"], "runs": audits,
@@ -385,6 +432,9 @@ def bench_size(size: str, runs: int, out: Path, attach: str | None, with_peers: 
         result["expectations"] = check_expectations(manifest, audits[0]["results"])
         log(f"expectations: {json.dumps({k: v for k, v in result['expectations'].items() if not k.endswith('examples')})}")
 
+        if audit_only:
+            result["targets"] = {"audit_wall_s": result["audit"]["wall"], "audit_rss_mb": result["audit"]["rss_mb"]}
+            return result
         failed = audits[0]["counts"]["failed"]
         result["browser"] = browser(audits[0]["html"], failed, out, runs)
         log(f"browser: {json.dumps({k: v for k, v in result['browser'].items() if k != 'checks'})}")
@@ -434,6 +484,8 @@ def main(argv=None) -> int:
     parser.add_argument("--runs", type=int, default=3)
     parser.add_argument("--no-peers", action="store_true")
     parser.add_argument("--profile", action="store_true", help="also profile one audit with pyinstrument (~/.cache/kubeproof/bench-tools)")
+    parser.add_argument("--audit-args", default="", help="extra pytest arguments for the audit, e.g. --tb=line")
+    parser.add_argument("--audit-only", action="store_true", help="measure only the audit (e.g. a variant of its arguments)")
     args = parser.parse_args(argv)
     sizes = [args.size] if args.size else args.sizes.split(",")
     if args.attach and len(sizes) != 1:
@@ -445,9 +497,11 @@ def main(argv=None) -> int:
     for size in sizes:
         out = Path(tempfile.mkdtemp(prefix=f"kubeproof-bench-{size}-"))
         log(f"size {size}: scratch {out}")
-        result = bench_size(size, args.runs, out, args.attach, not args.no_peers, args.profile)
+        result = bench_size(size, args.runs, out, args.attach, not args.no_peers, args.profile,
+                            tuple(args.audit_args.split()), args.audit_only)
         result["machine"] = summary["machine"]
-        path = results_dir / f"benchmark-{size}-{stamp}.json"
+        variant = "-audit" + "".join(a.strip("-").replace("=", "-") for a in args.audit_args.split()) if args.audit_only else ""
+        path = results_dir / f"benchmark-{size}{variant}-{stamp}.json"
         path.write_text(json.dumps(result, indent=1, default=str))
         if args.profile and (out / "profile.txt").exists():
             shutil.copy(out / "profile.txt", results_dir / f"profile-{size}-{stamp}.txt")
