@@ -366,18 +366,16 @@ def make_plan(size: str) -> Plan:
 # An unlabelled namespace also holds its privileged Deployment's pods, which the label dry-run names.
 PSS_TESTS = ("test_namespace_enforces_required_level", "test_admission_rejects_a_privileged_pod",
              "test_existing_pods_meet_the_required_level")
-RBAC_PRIVILEGE_TESTS = (
-    "test_binding_grants_no_read_access_to_secrets", "test_binding_grants_no_pod_creation",
-    "test_binding_grants_nothing_to_default_service_accounts", "test_binding_does_not_name_system_masters",
-    "test_binding_grants_no_bind_escalate_or_impersonate", "test_binding_grants_no_persistent_volume_creation",
-    "test_binding_grants_no_node_proxy_access", "test_binding_grants_no_certificate_approval",
-    "test_binding_grants_no_webhook_configuration_changes", "test_binding_grants_no_service_account_token_creation",
-)
+# One result per binding; an expectation names the control its finding must carry: "test#control".
+RBAC_PRIVILEGES = "test_binding_grants_no_permission_that_hands_over_the_cluster"
+RBAC_PRIVILEGE_CONTROLS = ("5.1.2", "5.1.4", "5.1.5", "5.1.7", "5.1.8", "5.1.9", "5.1.10", "5.1.11", "5.1.12", "5.1.13")
 
 
 def expectations(size: str) -> dict:
     """For each test, the objects it must fail ("Kind/namespace/name"); every other result of a
-    generated object must pass (or be exempt). Built from the same predicates as the objects."""
+    generated object must pass (or be exempt). A test judging several controls at once is named
+    "test#control" for each control its finding must carry. Built from the same predicates as the
+    objects."""
     shape = SIZES[size]
     n = shape["namespaces"]
     failing: dict[str, set[str]] = {}
@@ -418,9 +416,9 @@ def expectations(size: str) -> dict:
             if wildcard_role(r):
                 expect("test_role_grants_no_wildcards", f"Role/{name}/{ROLE_NAMES[k]}")
                 if k in (1, 2):  # every verb on Deployments or Jobs includes create: pods by proxy
-                    expect("test_binding_grants_no_pod_creation", f"RoleBinding/{name}/{ROLE_NAMES[k]}-binding")
+                    expect(f"{RBAC_PRIVILEGES}#5.1.4", f"RoleBinding/{name}/{ROLE_NAMES[k]}-binding")
             if secret_reading_role(r):
-                expect("test_binding_grants_no_read_access_to_secrets", f"RoleBinding/{name}/{ROLE_NAMES[k]}-binding")
+                expect(f"{RBAC_PRIVILEGES}#5.1.2", f"RoleBinding/{name}/{ROLE_NAMES[k]}-binding")
     for k in range(shape["clusterroles"]):
         if wildcard_clusterrole(k):
             expect("test_role_grants_no_wildcards", f"ClusterRole/bench-viewer-{k:03d}")
@@ -428,9 +426,9 @@ def expectations(size: str) -> dict:
         binding = f"ClusterRoleBinding/bench-viewer-{k:03d}-binding"
         if cluster_admin_binding(k):
             expect("test_cluster_admin_is_bound_only_to_allowed_subjects", binding)
-            for test in RBAC_PRIVILEGE_TESTS:
-                if test not in ("test_binding_grants_nothing_to_default_service_accounts", "test_binding_does_not_name_system_masters"):
-                    expect(test, binding)
+            for control in RBAC_PRIVILEGE_CONTROLS:
+                if control not in ("5.1.5", "5.1.7"):  # a person, not a default account or system:masters
+                    expect(f"{RBAC_PRIVILEGES}#{control}", binding)
         if unauthenticated_binding(k):
             expect("test_binding_grants_nothing_to_unauthenticated_users", binding)
     return {test: sorted(objects) for test, objects in sorted(failing.items())}

@@ -29,6 +29,19 @@ class RunFolder:
     def write_json(self, name: str, data) -> None:
         (self.partial / name).write_text(json.dumps(data, indent=1, default=str) + "\n")
 
+    def write_json_rows(self, name: str, head: dict, key: str, rows) -> None:
+        """`head` with `key` last, holding `rows` written one per line as they come: a large run's
+        results are never all in memory as JSON at once."""
+        text = json.dumps({**head, key: []}, indent=1, default=str)
+        marker = f'"{key}": []\n}}'
+        if not text.endswith(marker):
+            raise ValueError(f"{key} must be the last key of {name}")
+        with (self.partial / name).open("w") as out:
+            out.write(text[: -len(marker)] + f'"{key}": [')
+            for number, row in enumerate(rows):
+                out.write(("," if number else "") + "\n  " + json.dumps(row, default=str))
+            out.write("\n ]\n}\n")
+
     def finish(self) -> Path:
         lines = []
         for path in sorted(p for p in self.partial.iterdir() if p.is_file() and p.name != SUMS):

@@ -23,7 +23,7 @@ PYTEST_OUTCOME = {"passed": "passed", "failed": "failed", "waived": "xfailed", "
                   "not_verified": "skipped", "skipped": "skipped", "error": "error"}
 
 
-@dataclass
+@dataclass(slots=True)  # one per result, tens of thousands in a large audit
 class Record:
     nodeid: str
     test: str
@@ -51,11 +51,22 @@ def counts_by_practice(records: list[Record]) -> dict[str, Counter]:
     return dict(sorted(table.items()))
 
 
+def status_per_control(record: Record) -> dict[str, str]:
+    """A result's status under each CIS control it carries. A test judging one object under several
+    controls fails only the controls its findings name; under the others the object was judged and
+    found compliant. Findings that name none of the test's controls fail them all."""
+    controls = record.controls.get("cis", []) or ["(no CIS id)"]
+    named = {c for finding in record.findings for c in finding.get("controls", ())}
+    if record.status in ("failed", "waived", "accepted") and named & set(controls):
+        return {c: record.status if c in named else "passed" for c in controls}
+    return {c: record.status for c in controls}
+
+
 def counts_by_control(records: list[Record]) -> dict[str, Counter]:
     table: dict[str, Counter] = defaultdict(Counter)
     for record in records:
-        for control in record.controls.get("cis", []) or ["(no CIS id)"]:
-            table[control][record.status] += 1
+        for control, status in status_per_control(record).items():
+            table[control][status] += 1
     return dict(sorted(table.items(), key=lambda kv: [(0, int(p), "") if p.isdigit() else (1, 0, p) for p in kv[0].split(".")]))
 
 

@@ -4,6 +4,8 @@ once per session, so several tests can use the same answer as evidence."""
 from __future__ import annotations
 
 import json
+import threading
+from concurrent.futures import ThreadPoolExecutor
 
 from kubeproof.backends import Answer, Backend
 from kubeproof.checks import pod_security_admission as psa
@@ -30,6 +32,29 @@ class Probes:
         if key not in self._answers:
             self._answers[key] = ask()
         return self._answers[key]
+
+    def ask_ahead(self, questions, workers: int = 4) -> int:
+        """Asks `questions` ((probe method, *arguments), ...) a few at a time, so the tests that ask
+        them one by one find the answers waiting. A question that fails stays unasked, and so do the
+        rest: each test then asks its own, and reports what went wrong itself. Returns how many
+        were answered."""
+        if not self.dry_runs:
+            return 0
+        stopped = threading.Event()
+
+        def ask(question) -> bool:
+            if stopped.is_set():
+                return False
+            method, *arguments = question
+            try:
+                method(*arguments)
+                return True
+            except Exception:  # noqa: BLE001 - the test asking it again gets the same failure and reports it
+                stopped.set()
+                return False
+
+        with ThreadPoolExecutor(max_workers=workers) as pool:
+            return sum(pool.map(ask, questions))
 
     def anonymous(self, path: str) -> Answer:
         return self._ask(("anonymous", path), lambda: self.backend.anonymous(path))

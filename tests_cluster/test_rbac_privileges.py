@@ -1,6 +1,7 @@
 """RBAC least privilege, binding by binding: nobody outside Kubernetes' own identities is given the
-permissions that hand over the cluster. Every grant found is confirmed by the API server's own
-authorizer (a SubjectAccessReview), whose answer is kept as evidence."""
+permissions that hand over the cluster. One result per binding, since the binding is what a person
+fixes; each finding names the CIS control it breaks. Every grant found is confirmed by the API
+server's own authorizer (a SubjectAccessReview), whose answer is kept as evidence."""
 
 import pytest
 
@@ -21,75 +22,27 @@ def rbac_policy(snapshot):
     )
 
 
-def judge(control: str, binding, rbac_policy, baseline, probes, verdict) -> None:
-    try:
-        assessment = privileges.assess(control, binding, rbac_policy, baseline)
-    except privileges.AuthorizerDisagrees as error:
-        pytest.fail(str(error), pytrace=False)
-    verdict.observe(**assessment.facts())
-    reason = assessment.exempt_reason()
-    if reason:
-        verdict.exempt(reason)
-    outcomes, reviews = {}, []
-    for key, spec in assessment.reviews():
+def ask_the_authorizer(questions, probes, verdict) -> dict:
+    """Each grant the engine found, put to the API server as a SubjectAccessReview; the answers are evidence."""
+    reviews, outcomes = [], {}
+    for key, spec in questions:
         answer = probes.access_review(spec)
         reviews.append({"subject": key[0], "request": key[1].describe(), "status": answer.status})
         verdict.observe(access_reviews=reviews)
-        outcome = privileges.review_outcome(answer.status, answer.body, answer.message)
-        reviews[-1].update(outcome)
-        outcomes[key] = outcome
+        outcomes[key] = privileges.review_outcome(answer.status, answer.body, answer.message)
+        reviews[-1].update(outcomes[key])
+    return outcomes
+
+
+@pytest.mark.cis("5.1.2", "5.1.4", "5.1.5", "5.1.7", "5.1.8", "5.1.9", "5.1.10", "5.1.11", "5.1.12", "5.1.13")
+def test_binding_grants_no_permission_that_hands_over_the_cluster(binding, rbac_policy, baseline, probes, verdict):
     try:
-        findings = privileges.confirmed_findings(assessment, outcomes)
+        judged = privileges.assess_binding(binding, rbac_policy, baseline)
+        verdict.observe(**judged.facts())
+        findings = privileges.confirmed_binding_findings(judged, ask_the_authorizer(judged.reviews(), probes, verdict))
     except privileges.AuthorizerDisagrees as error:
         pytest.fail(str(error), pytrace=False)
+    reason = judged.exempt_reason()
+    if reason:
+        verdict.exempt(reason)
     verdict(findings)
-
-
-@pytest.mark.cis("5.1.2")
-def test_binding_grants_no_read_access_to_secrets(binding, rbac_policy, baseline, probes, verdict):
-    judge("5.1.2", binding, rbac_policy, baseline, probes, verdict)
-
-
-@pytest.mark.cis("5.1.4")
-def test_binding_grants_no_pod_creation(binding, rbac_policy, baseline, probes, verdict):
-    judge("5.1.4", binding, rbac_policy, baseline, probes, verdict)
-
-
-@pytest.mark.cis("5.1.5")
-def test_binding_grants_nothing_to_default_service_accounts(binding, rbac_policy, baseline, probes, verdict):
-    judge("5.1.5", binding, rbac_policy, baseline, probes, verdict)
-
-
-@pytest.mark.cis("5.1.7")
-def test_binding_does_not_name_system_masters(binding, rbac_policy, baseline, probes, verdict):
-    judge("5.1.7", binding, rbac_policy, baseline, probes, verdict)
-
-
-@pytest.mark.cis("5.1.8")
-def test_binding_grants_no_bind_escalate_or_impersonate(binding, rbac_policy, baseline, probes, verdict):
-    judge("5.1.8", binding, rbac_policy, baseline, probes, verdict)
-
-
-@pytest.mark.cis("5.1.9")
-def test_binding_grants_no_persistent_volume_creation(binding, rbac_policy, baseline, probes, verdict):
-    judge("5.1.9", binding, rbac_policy, baseline, probes, verdict)
-
-
-@pytest.mark.cis("5.1.10")
-def test_binding_grants_no_node_proxy_access(binding, rbac_policy, baseline, probes, verdict):
-    judge("5.1.10", binding, rbac_policy, baseline, probes, verdict)
-
-
-@pytest.mark.cis("5.1.11")
-def test_binding_grants_no_certificate_approval(binding, rbac_policy, baseline, probes, verdict):
-    judge("5.1.11", binding, rbac_policy, baseline, probes, verdict)
-
-
-@pytest.mark.cis("5.1.12")
-def test_binding_grants_no_webhook_configuration_changes(binding, rbac_policy, baseline, probes, verdict):
-    judge("5.1.12", binding, rbac_policy, baseline, probes, verdict)
-
-
-@pytest.mark.cis("5.1.13")
-def test_binding_grants_no_service_account_token_creation(binding, rbac_policy, baseline, probes, verdict):
-    judge("5.1.13", binding, rbac_policy, baseline, probes, verdict)

@@ -336,3 +336,70 @@ def test_a_malformed_role_never_hides_a_readable_secrets_grant(granted):
 def _assessed(engine):
     assessment = privileges.assess("5.1.2", GOOD_BINDING, engine, DEFAULT)
     return assessment, allowed(assessment)
+
+
+# -- one result per binding, every control -----------------------------------------------------------
+def judge_binding(binding, *roles, base=DEFAULT) -> tuple[privileges.BindingAssessment, list[Finding]]:
+    judged = privileges.assess_binding(binding, engine_for(binding, *roles), base)
+    return judged, privileges.confirmed_binding_findings(judged, {key: {"allowed": True} for key, _ in judged.reviews()})
+
+
+@pytest.mark.parametrize("control", sorted(GRANTS))
+def test_a_binding_fails_under_exactly_the_control_its_role_breaks(control):
+    binding = crb("one", "one", user("alice"))
+    judged, findings = judge_binding(binding, clusterrole("one", GRANTS[control][0]))
+    assert [f.controls for f in findings] == [(control,)]
+    facts = judged.facts()
+    assert set(facts["controls"]) == {control} and len(facts["nothing_granted_under"]) == len(privileges.CONTROLS) - 1
+
+
+def test_a_binding_breaking_several_controls_has_a_finding_for_each():
+    binding = crb("all", "all", user("alice"), group("system:masters"))
+    _, findings = judge_binding(binding, clusterrole("all", EVERYTHING))
+    controls = sorted({c for f in findings for c in f.controls})
+    assert controls == sorted(set(privileges.CONTROLS) - {"5.1.5"})
+    # Asked once per question, however many controls need the answer.
+    judged = privileges.assess_binding(binding, engine_for(binding, clusterrole("all", EVERYTHING)), DEFAULT)
+    keys = [key for key, _ in judged.reviews()]
+    assert len(keys) == len(set(keys))
+
+
+def test_a_compliant_binding_passes_every_control_with_evidence():
+    binding = rb("team", "viewer", "Role", "viewer", user("alice"))
+    judged, findings = judge_binding(binding, role("team", "viewer", rule(verbs=["get"], resources=["configmaps"])))
+    assert findings == [] and judged.exempt_reason() is None
+    assert judged.facts()["controls"] == {} and len(judged.facts()["nothing_granted_under"]) == len(privileges.CONTROLS)
+
+
+def test_the_default_cluster_admin_binding_is_exempt_as_a_whole():
+    binding = crb("cluster-admin", "cluster-admin", group("system:masters"), labels=BOOTSTRAP)
+    judged, findings = judge_binding(binding, clusterrole("cluster-admin", EVERYTHING, labels=BOOTSTRAP))
+    assert findings == [] and "default cluster-admin binding" in judged.exempt_reason()
+
+
+def test_a_control_that_cannot_be_judged_is_never_a_pass(monkeypatch):
+    real = privileges.assess
+
+    def blind_to_secrets(control, *args):
+        if control == "5.1.2":
+            raise NotVerified("the role could not be read")
+        return real(control, *args)
+
+    monkeypatch.setattr(privileges, "assess", blind_to_secrets)
+    binding = crb("quiet", "quiet", user("alice"))
+    with pytest.raises(NotVerified, match="CIS 5.1.2: the role could not be read"):
+        judge_binding(binding, clusterrole("quiet", rule(verbs=["get"], resources=["configmaps"])))
+    # A finding elsewhere still fails the binding, and the evidence says what was not judged.
+    judged, findings = judge_binding(binding, clusterrole("quiet", GRANTS["5.1.9"][0]))
+    assert [f.controls for f in findings] == [("5.1.9",)] and judged.facts()["not_verified"] == {"5.1.2": "the role could not be read"}
+    assert judged.exempt_reason() is None
+
+
+@SMALL_PROPERTY
+@given(mangled(GOOD_BINDING))
+def test_malformed_bindings_are_judged_or_not_verified_under_every_control(binding):
+    try:
+        judged = privileges.assess_binding(binding, policy([GOOD_ROLE], clusterrolebindings=[binding]), DEFAULT)
+        privileges.confirmed_binding_findings(judged, {key: {"allowed": True} for key, _ in judged.reviews()})
+    except NotVerified as error:
+        assert error.reason

@@ -12,7 +12,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from kubeproof.evidence import STATUSES, Record, counts_by_practice, row_html, summary_html
+from kubeproof.evidence import STATUSES, Record, counts_by_control, counts_by_practice, row_html, summary_html
 from kubeproof.results import Evidence, Finding, NotVerified, ObjectRef
 from strategies import JSON, PROPERTY
 
@@ -94,6 +94,21 @@ def test_counts_by_practice():
     assert list(counts) == ["encryption", "other", "rbac"]
     assert counts["rbac"] == Counter({"passed": 1, "failed": 1})
     assert counts["other"] == Counter({"passed": 1})
+
+
+def test_a_result_under_several_controls_fails_only_those_its_findings_name():
+    finding = {"controls": ["5.1.4"], "object": None, "path": "subjects[0]", "observed": "x", "expected": "y", "remediation": "z"}
+    several = Record("t::b", "t", "rbac", {"cis": ["5.1.2", "5.1.4"]}, None, "failed", findings=[finding])
+    waived = Record("t::c", "t", "rbac", {"cis": ["5.1.2", "5.1.4"]}, None, "waived", findings=[finding])
+    counts = counts_by_control([several, waived, Record("t::d", "t", "rbac", {"cis": ["5.1.2", "5.1.4"]}, None, "not_verified")])
+    assert counts["5.1.4"] == Counter({"failed": 1, "waived": 1, "not_verified": 1})
+    assert counts["5.1.2"] == Counter({"passed": 2, "not_verified": 1})
+
+
+def test_findings_naming_none_of_the_tests_controls_fail_them_all():
+    finding = {"controls": ["9.9"], "object": None, "path": "", "observed": "x", "expected": "y", "remediation": "z"}
+    stray = Record("t::b", "t", "rbac", {"cis": ["5.1.2", "5.1.4"]}, None, "failed", findings=[finding])
+    assert counts_by_control([stray]) == {"5.1.2": Counter({"failed": 1}), "5.1.4": Counter({"failed": 1})}
 
 
 # -- HTML: escaped everywhere ----------------------------------------------------------------------

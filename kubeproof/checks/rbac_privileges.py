@@ -373,3 +373,74 @@ def confirmed_findings(assessment: Assessment, outcomes: dict[tuple[str, Request
         findings.append(Finding((assessment.control.id,), assessment.object, f"subjects[{held.index}]", observed,
                                 assessment.control.expected, assessment.control.remediation))
     return findings
+
+
+# -- every control at once, as the suite runs them: one result per binding --------------------------
+@dataclass
+class BindingAssessment:
+    """Every control's assessment of one binding. A person fixes a binding, not a control: one result
+    per binding, whose findings each carry the control they break."""
+
+    reference: str
+    role: str
+    assessments: dict[str, Assessment] = field(default_factory=dict)
+    not_verified: dict[str, str] = field(default_factory=dict)  # control -> why it could not be judged
+
+    def reviews(self) -> list[tuple[tuple[str, Request], dict]]:
+        """The SubjectAccessReviews every control needs, each question once."""
+        wanted: dict[tuple[str, Request], dict] = {}
+        for assessment in self.assessments.values():
+            for key, spec in assessment.reviews():
+                wanted.setdefault(key, spec)
+        return list(wanted.items())
+
+    def exempt_reason(self) -> str | None:
+        """Set when every permission found was held only by exempt subjects."""
+        if any(a.held for a in self.assessments.values()) or self.not_verified:
+            return None
+        reasons = [a.exempt_reason() for a in self.assessments.values()]
+        reasons = [f"{control}: {reason}" for control, reason in zip(self.assessments, reasons) if reason]
+        return " | ".join(reasons) or None
+
+    def facts(self) -> dict:
+        """What the binding grants under each control it touches; controls it grants nothing under are
+        listed together, so the evidence says each was judged."""
+        facts: dict = {"binding": self.reference, "role": self.role, "controls": {}, "nothing_granted_under": []}
+        notes: list[str] = []
+        for control, assessment in self.assessments.items():
+            judged = assessment.facts()
+            notes.extend(n for n in judged.pop("notes", []) if n not in notes)
+            judged.pop("binding"), judged.pop("role")
+            if judged["grants"] or judged.get("exempt_subjects"):
+                facts["controls"][control] = judged
+            else:
+                facts["nothing_granted_under"].append(control)
+        if self.not_verified:
+            facts["not_verified"] = dict(self.not_verified)
+        if notes:
+            facts["notes"] = notes
+        return facts
+
+
+def assess_binding(binding, policy: Policy, baseline) -> BindingAssessment:
+    """Every control's assessment of `binding`. A control that cannot be judged is recorded as not
+    verified, never as a pass; a binding that cannot be read at all is NotVerified."""
+    view = read_binding(binding)
+    if view.unreadable:
+        raise NotVerified("; ".join(view.unreadable))
+    judged = BindingAssessment(view.reference, view.role_reference)
+    for control in CONTROLS:
+        try:
+            judged.assessments[control] = assess(control, binding, policy, baseline)
+        except NotVerified as error:
+            judged.not_verified[control] = error.reason
+    return judged
+
+
+def confirmed_binding_findings(judged: BindingAssessment, outcomes: dict[tuple[str, Request], dict]) -> list[Finding]:
+    """Every control's confirmed findings. Where none is found but some control could not be judged,
+    the binding is NotVerified: a control nobody could evaluate is not a pass."""
+    findings = [f for assessment in judged.assessments.values() for f in confirmed_findings(assessment, outcomes)]
+    if not findings and judged.not_verified:
+        raise NotVerified("; ".join(f"CIS {control}: {reason}" for control, reason in judged.not_verified.items()))
+    return findings
