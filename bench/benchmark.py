@@ -351,14 +351,19 @@ def export_objects(cluster: EmbeddedCluster, folder: Path) -> dict:
 def build_failure(name: str) -> str:
     log_file = PEERS / "build.log"
     text = log_file.read_text() if log_file.exists() else ""
-    blocks = [b for b in text.split("== ") if b.startswith("go install") and name in b.split("\n", 1)[0]]
+    blocks = [b for b in text.split("== ") if "go install" in b.split("\n", 1)[0] and name in b.split("\n", 1)[0]]
     if not blocks:
         return "not built: run bash bench/peers.sh first"
     lines = [line for line in blocks[-1].splitlines() if line and not line.startswith("go: downloading")]
     return "not built: " + " | ".join(lines[:3])[:600]
 
 
-def peers(cluster: EmbeddedCluster, out: Path, runs: int) -> dict:
+def _last_fatal(stderr: str) -> str | None:
+    fatal = [line for line in stderr.splitlines() if "FATAL" in line or "Error:" in line]
+    return fatal[-1][-400:] if fatal else None
+
+
+def peers(cluster: EmbeddedCluster, out: Path, runs: int, peer_runs: int) -> dict:
     found: dict[str, dict] = {}
     score = PEERS / "kube-score"
     if score.exists():
@@ -381,10 +386,28 @@ def peers(cluster: EmbeddedCluster, out: Path, runs: int) -> dict:
             with open(out / "polaris.out", "w") as sink:
                 return timed([str(polaris), "audit", "--kubeconfig", str(cluster.kubeconfig), "--format", "json"],
                              out, stdout=sink)
-        runs_ = measured("polaris", runs, once)
+        runs_ = measured("polaris", peer_runs, once)
         found["polaris"] = {"runs": runs_, "wall": median([r["wall"] for r in runs_]), "rss_mb": median([r["rss_mb"] for r in runs_])}
     else:
         found["polaris"] = {"error": build_failure("polaris")}
+    trivy = PEERS / "trivy"
+    if trivy.exists():
+        # Misconfigurations and RBAC only, offline (this machine reaches no image registry or check
+        # bundle: the checks built into the binary are used), without the node-collector Job it
+        # would otherwise create in the cluster. Its default timeout (5 min) is kept: what a user gets.
+        def once():
+            cache = out / "trivy-cache"
+            shutil.rmtree(cache, ignore_errors=True)
+            with open(out / "trivy.out", "w") as sink:
+                return timed([str(trivy), "k8s", "--kubeconfig", str(cluster.kubeconfig), "--scanners", "misconfig,rbac",
+                              "--skip-db-update", "--skip-check-update", "--disable-node-collector", "--disable-telemetry",
+                              "--skip-images", "--report", "summary", "--format", "json", "-o", str(out / "trivy.json"),
+                              "--cache-dir", str(cache)], out, stdout=sink)
+        runs_ = measured("trivy k8s", peer_runs, once)
+        found["trivy"] = {"runs": runs_, "wall": median([r["wall"] for r in runs_]), "rss_mb": median([r["rss_mb"] for r in runs_]),
+                          "exit": runs_[-1]["exit"], "error": _last_fatal(runs_[-1]["stderr_tail"])}
+    else:
+        found["trivy"] = {"error": build_failure("trivy")}
     kubescape = PEERS / "kubescape"
     if kubescape.exists():
         def once():
@@ -392,7 +415,7 @@ def peers(cluster: EmbeddedCluster, out: Path, runs: int) -> dict:
             with open(out / "kubescape.out", "w") as sink:
                 return timed([str(kubescape), "scan", "--format", "json", "--output", str(out / "kubescape.json")],
                              out, env=env, stdout=sink)
-        runs_ = measured("kubescape", runs, once)
+        runs_ = measured("kubescape", peer_runs, once)
         found["kubescape"] = {"runs": runs_, "wall": median([r["wall"] for r in runs_]), "rss_mb": median([r["rss_mb"] for r in runs_])}
     else:
         found["kubescape"] = {"error": build_failure("kubescape")}
@@ -407,7 +430,7 @@ def settle(cluster: EmbeddedCluster, seconds: float = 20) -> None:
 
 
 def bench_size(size: str, runs: int, out: Path, attach: str | None, with_peers: bool, profile: bool,
-               audit_args: tuple[str, ...] = (), audit_only: bool = False) -> dict:
+               audit_args: tuple[str, ...] = (), audit_only: bool = False, peer_runs: int = 1) -> dict:
     result: dict = {"size": size, "runs": runs, "audit_args": list(audit_args)}
     cluster = EmbeddedCluster.attach(attach) if attach else EmbeddedCluster(profile="hardened").start()
     try:
@@ -456,7 +479,7 @@ def bench_size(size: str, runs: int, out: Path, attach: str | None, with_peers: 
                                   "with_reports": {"wall": reports[0]["wall"], "rss_mb": reports[0]["rss_mb"],
                                                    "html_bytes": reports[0]["html_bytes"], "phases": reports[0]["phases"]}}
         if with_peers:
-            result["peers"] = peers(cluster, out, runs)
+            result["peers"] = peers(cluster, out, runs, peer_runs)
         if profile:
             log("profiling one audit with pyinstrument")
             audit_once(Path(cluster.workdir), out, profile=True)
@@ -491,6 +514,7 @@ def main(argv=None) -> int:
     parser.add_argument("--attach", metavar="WORKDIR", help="an embedded cluster bench/generate.py filled")
     parser.add_argument("--runs", type=int, default=3)
     parser.add_argument("--no-peers", action="store_true")
+    parser.add_argument("--peer-runs", type=int, default=1, help="runs of each peer but kube-score (default 1: Trivy takes minutes)")
     parser.add_argument("--profile", action="store_true", help="also profile one audit with pyinstrument (~/.cache/kubeproof/bench-tools)")
     parser.add_argument("--audit-args", default="", help="extra pytest arguments for the audit, e.g. --tb=line")
     parser.add_argument("--audit-only", action="store_true", help="measure only the audit (e.g. a variant of its arguments)")
@@ -506,7 +530,7 @@ def main(argv=None) -> int:
         out = Path(tempfile.mkdtemp(prefix=f"kubeproof-bench-{size}-"))
         log(f"size {size}: scratch {out}")
         result = bench_size(size, args.runs, out, args.attach, not args.no_peers, args.profile,
-                            tuple(args.audit_args.split()), args.audit_only)
+                            tuple(args.audit_args.split()), args.audit_only, args.peer_runs)
         result["machine"] = summary["machine"]
         variant = "-audit" + "".join(a.strip("-").replace("=", "-") for a in args.audit_args.split()) if args.audit_only else ""
         path = results_dir / f"benchmark-{size}{variant}-{stamp}.json"

@@ -34,7 +34,8 @@ class Record:
     reason: str = ""
     findings: list[dict] = field(default_factory=list)
     facts: dict[str, Any] = field(default_factory=dict)
-    reads: set[str] = field(default_factory=set)  # kinds and live questions the test depended on
+    reads: set[str] | frozenset[str] = field(default_factory=set)  # kinds and live questions the test depended on
+    seconds: float = 0.0  # setup, call and teardown together (JUnit's time)
 
     def to_dict(self) -> dict:
         return {

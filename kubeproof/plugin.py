@@ -10,6 +10,7 @@ import functools
 import gc
 import html
 import os
+import platform
 import subprocess
 from pathlib import Path
 
@@ -17,7 +18,7 @@ import pytest
 
 import kubeproof
 from kubeproof import ratchet
-from kubeproof.artifacts import RunFolder, sarif_log
+from kubeproof.artifacts import RunFolder, sarif_log, write_junit
 from kubeproof.backends import Unreachable
 from kubeproof.evidence import Record, counts_by_control, counts_by_practice, outcome_counts, row_html, summary_html
 from kubeproof.governance import Governance
@@ -56,6 +57,7 @@ MANIFEST_TESTS = "test_manifests.py"
 GROUP_PASSED_ABOVE = 2000
 GROUP_PASSED = pytest.StashKey[bool]()
 FAILURES_SHORT = pytest.StashKey[bool]()
+KEYWORDS = pytest.StashKey[dict]()
 
 
 class Unreadable:
@@ -133,14 +135,14 @@ def pytest_configure(config):
         cluster = resolve_cluster(_options(config))
     except ConfigError as error:
         pytest.exit(f"kubeproof: {error}", returncode=EXIT_CONFIG)
-    # Set before pytest-html and junitxml configure, which this hook runs ahead of.
+    # Set before pytest-html configures, which this hook runs ahead of. JUnit XML is written from the
+    # records at the end (artifacts.write_junit), so it counts exactly as results.json does.
     stamp = config.stash[STARTED].strftime("%Y%m%dT%H%M%SZ")
     safe_name = "".join(c if c.isalnum() or c in "-_." else "_" for c in cluster)
     run = RunFolder(Path(config.rootpath, config.getoption("report_dir")), f"{safe_name}-{stamp}")
     config.stash[RUN] = run
     config.option.htmlpath = str(run.html)
     config.option.self_contained_html = True
-    config.option.xmlpath = str(run.junit)
 
 
 @pytest.hookimpl(tryfirst=True)
@@ -403,6 +405,7 @@ def _controls(item) -> dict[str, list[str]]:
 
 
 _SHARED_CONTROLS: dict[str, dict[str, list[str]]] = {}
+_SHARED_READS: dict[frozenset, frozenset] = {}
 
 
 def _practice(item) -> str | None:
@@ -489,22 +492,29 @@ def pytest_runtest_makereport(item, call):
     report = yield
     if item.config.stash.get(AUDIT, None) is None or not _in_suite(item):
         return report
+    # pytest gives each phase's report its own copy of the item's keywords; one serves all three.
+    report.keywords = item.stash.setdefault(KEYWORDS, report.keywords)
     verdict = item.stash.get(VERDICT, None)
     record = _record(item)
+    record.seconds += report.duration
     record.reads |= audit_reads(item.config)
+    if call.when == "teardown":  # the last phase: from here on the set is only read, and most are alike
+        reads = frozenset(record.reads)
+        record.reads = _SHARED_READS.setdefault(reads, reads)
     if verdict is not None:
         record.findings = [f.to_dict() for f in verdict.findings]
         record.facts = dict(verdict.facts)
+    # pytest-html builds a test's rows once its teardown is reported, when the record's status is final:
+    # a passed test's setup and teardown rows are grouped away with its call row.
+    report.kubeproof_record = record
+    report.kubeproof_group_passed = item.config.stash.get(GROUP_PASSED, False)
     status, reason = _status(report, call, verdict)
     if status is None or (record.status in ("failed", "error", "not_verified", "waived", "accepted") and status in ("passed", "skipped")):
-        report.kubeproof_record = record
         return report
     judgement = item.config.stash[GOVERNANCE].judge(status, record.test, record.controls.get("cis", []), record.object, record.findings)
     record.status = judgement.status
     record.reason = "; ".join(p for p in (reason, judgement.note) if p)
     _apply(report, item, record)
-    report.kubeproof_record = record
-    report.kubeproof_group_passed = item.config.stash.get(GROUP_PASSED, False)
     return report
 
 
@@ -580,6 +590,8 @@ def pytest_sessionfinish(session, exitstatus):
         return
     records: list[Record] = config.stash[RECORDS]
     governance: Governance = config.stash[GOVERNANCE]
+    audit.snapshot.release()
+    config.stash[PROBES].release()
     environment = _environment(config, audit)
     environment["finished (UTC)"] = _now()
     tests_run = {r.test for r in records}
@@ -596,6 +608,9 @@ def pytest_sessionfinish(session, exitstatus):
         "ratchet": {"fail_on": config.getoption("fail_on"),
                     "fixed": governance.fixed(tests_run) if governance.accepted is not None else []},
     }, "results", (r.to_dict() for r in records))
+    write_junit(run.junit, records, strict=bool(config.getoption("strict")), started=environment["started (UTC)"],
+                seconds=(datetime.datetime.now(datetime.timezone.utc) - config.stash[STARTED]).total_seconds(),
+                hostname=platform.node())
     run.write_json("results.sarif", sarif_log(records, kubeproof.__version__, getattr(audit.backend, "sources", {})))
     if config.getoption("update_baseline"):
         path = ratchet.accepted_path(audit.baseline.path)

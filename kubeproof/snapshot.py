@@ -93,9 +93,12 @@ class Snapshot:
         self._etcd_secrets: list[tuple[str, str | None]] | NotVerified | None = None
         self._served: dict[str, bool] = {}
         self.touched: set[str] = set()  # what the current test read; the plugin resets it per test
+        self._summary: dict | None = None  # set once released
 
     # -- reading ----------------------------------------------------------------------------------
     def read(self, name: str) -> KindRead:
+        if self._summary is not None:
+            raise RuntimeError("the snapshot was released when the tests finished")
         self.touched.add(name)
         if name not in self.reads:
             self.reads[name] = self._list(KINDS[name])
@@ -234,7 +237,15 @@ class Snapshot:
             raise self._etcd_secrets
         return self._etcd_secrets
 
+    def release(self) -> None:
+        """Lets go of every object once the tests have run: the artifacts written after them need
+        only the summary, and at 10,000s of objects the memory is better spent writing them."""
+        self._summary = self.summary()
+        self.reads.clear()
+
     def summary(self) -> dict:
+        if self._summary is not None:
+            return self._summary
         return {
             name: {"readable": read.readable, "count": len(read.items or []), "pages": read.pages,
                    "seconds": round(read.seconds, 3), **({"error": read.error} if read.error else {})}

@@ -231,7 +231,7 @@ def seed(cluster: EmbeddedCluster, kubelet: Kubelet) -> None:
     _until("the PeerAuthentication CRD established", lambda: any(
         c["type"] == "Established" and c["status"] == "True" for c in _ok(
             cluster, "GET", "/apis/apiextensions.k8s.io/v1/customresourcedefinitions/peerauthentications.security.istio.io"
-        ).get("status", {}).get("conditions", [])))
+        ).get("status", {}).get("conditions") or []))  # null until the CRD controller first writes it
     _until("security.istio.io/v1 served", lambda: cluster.api_request("GET", ISTIO)[0] == 200)
     _namespace(cluster, "istio-system", annotations=INJECT)
     _namespace(cluster, "e2e-mesh", annotations=INJECT)

@@ -1,14 +1,16 @@
-"""Unit tests for kubeproof.artifacts.RunFolder: the run folder's JSON and its completion."""
+"""Unit tests for kubeproof.artifacts: the run folder's JSON, JUnit XML and its completion."""
 
 from __future__ import annotations
 
 import json
+from xml.etree import ElementTree
 
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from kubeproof.artifacts import SUMS, RunFolder
+from kubeproof.artifacts import SUMS, RunFolder, write_junit
+from kubeproof.evidence import STATUSES, Record, outcome_counts
 from strategies import JSON, PROPERTY
 
 
@@ -44,3 +46,48 @@ def test_a_finished_folder_is_renamed_with_checksums_and_an_abandoned_one_leaves
     gone.write_json("results.json", {})
     gone.abandon()
     assert sorted(p.name for p in tmp_path.iterdir()) == ["done"]
+
+
+# -- JUnit XML from the records ------------------------------------------------------------------------
+FINDING = {"controls": ["5.1.3"], "object": {"kind": "Role", "namespace": "a<b", "name": "x&y"}, "path": "rules[0]",
+           "observed": ["*"], "expected": "explicit verbs", "remediation": "name them"}
+
+
+def junit_record(status: str, number: int = 0) -> Record:
+    return Record(f"tests_cluster/test_rbac.py::test_x[Role/a<b/x&y-{number}]", "test_x", "rbac",
+                  {"cis": ["5.1.3"], "nsa": ["Authentication and authorization"], "pss": []}, None, status,
+                  reason=f"why <{status}>", findings=[FINDING] if status in ("failed", "waived", "accepted") else [],
+                  seconds=0.25)
+
+
+def parse(path):
+    suite = ElementTree.parse(path).getroot()[0]
+    cases = suite.findall("testcase")
+    kinds = [next((child.tag + ":" + child.get("type", "") for child in case if child.tag != "properties"), "passed")
+             for case in cases]
+    return suite, cases, kinds
+
+
+@pytest.mark.parametrize("strict", [False, True])
+def test_junit_counts_every_status_as_the_other_artifacts_do(tmp_path, strict):
+    records = [junit_record(status, n) for n, status in enumerate(STATUSES * 2)]
+    write_junit(tmp_path / "junit.xml", records, strict=strict, started="2026-11-25T10:00:00+00:00", seconds=3.5, hostname="h")
+    suite, cases, kinds = parse(tmp_path / "junit.xml")
+    counts = outcome_counts(records, strict=strict)
+    assert int(suite.get("tests")) == len(cases) == counts["tests"]
+    assert int(suite.get("failures")) == kinds.count("failure:") == counts["failed"]
+    assert int(suite.get("errors")) == kinds.count("error:") == counts["error"]
+    assert kinds.count("skipped:pytest.xfail") == counts["xfailed"]
+    assert int(suite.get("skipped")) == kinds.count("skipped:pytest.skip") + counts["xfailed"] == counts["skipped"] + counts["xfailed"]
+
+
+def test_junit_cases_keep_names_controls_and_findings_as_text(tmp_path):
+    write_junit(tmp_path / "junit.xml", [junit_record("failed")], strict=False, started="s", seconds=1.0, hostname="h")
+    _, [case], _ = parse(tmp_path / "junit.xml")
+    assert case.get("classname") == "tests_cluster.test_rbac" and case.get("name") == "test_x[Role/a<b/x&y-0]"
+    assert case.get("time") == "0.250"
+    assert {p.get("name"): p.get("value") for p in case.find("properties")} == {
+        "cis": "5.1.3", "nsa": "Authentication and authorization"}
+    failure = case.find("failure")
+    assert failure.get("message") == "Role/a<b/x&y: rules[0] is ['*']; expected explicit verbs"
+    assert failure.text.endswith("why <failed>")

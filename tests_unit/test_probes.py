@@ -54,3 +54,11 @@ def test_nothing_is_asked_ahead_when_dry_runs_are_off():
     assert probes.ask_ahead([(probes.privileged_pod, "team-1")]) == 0 and backend.asked == []
     with pytest.raises(NotVerified, match="--no-dry-run"):
         probes.privileged_pod("team-1")
+
+
+def test_what_was_asked_ahead_is_recorded_only_for_the_test_that_asks_it():
+    probes = Probes(CountingBackend())
+    probes.ask_ahead([(probes.privileged_pod, "team-1"), (probes.pod_security_is_live, "team-1")])
+    assert probes.touched == set()
+    probes.privileged_pod("team-1")
+    assert probes.touched == {"privileged-pod"}
