@@ -83,23 +83,37 @@ def _cell(value: Any) -> str:
     return html.escape(str(value), quote=True)
 
 
+# Results that need no reading in a large run: proven, or exempt for a stated reason. Not-verified
+# results are never among them: each is something nobody could prove.
+GROUPED = ("passed", "skipped")
+
+
+def is_grouped(record: Record) -> bool:
+    return record.status in GROUPED
+
+
 def passed_groups_html(records: list[Record]) -> str:
-    """Passed results grouped per test, for large runs whose table lists only what needs reading."""
-    groups: dict[str, list[Record]] = defaultdict(list)
+    """Passed and exempt results grouped per test, for large runs whose table lists only what needs
+    reading."""
+    groups: dict[tuple[str, str], list[Record]] = defaultdict(list)
     for record in records:
-        if record.status == "passed":
-            groups[record.test].append(record)
+        if is_grouped(record):
+            groups[(record.test, record.status)].append(record)
     rows = []
-    for test, passed in sorted(groups.items()):
-        names = ", ".join(_object_name(r.object) for r in passed if r.object)
-        rows.append(f"<tr><td>{_cell(test)}</td><td>{len(passed)}</td>"
+    for (test, status), found in sorted(groups.items()):
+        if status == "passed":
+            names = ", ".join(_object_name(r.object) for r in found if r.object)
+        else:
+            names = "; ".join(f"{_object_name(r.object) if r.object else '(no object)'}: {r.reason}" for r in found)
+        rows.append(f"<tr><td>{_cell(test)}</td><td>{LABELS[status]}</td><td>{len(found)}</td>"
                     f"<td><details><summary>objects</summary>{_cell(names) or '(no object)'}</details></td></tr>")
     return (
-        f"<h2>Passed results, grouped ({sum(len(g) for g in groups.values())})</h2>"
+        f"<h2>Passed and exempt results, grouped ({sum(len(g) for g in groups.values())})</h2>"
         "<p>This run is large, so the results table below lists only what needs reading (failed, waived, "
-        "accepted, not verified, skipped, errors); every result, passed ones included, is in results.json "
+        "accepted, not verified, errors); every result, passed and exempt ones included, is in results.json "
         "and junit.xml, and the counts above are exact.</p>"
-        f"<table class=\"kubeproof-summary\"><tr><th>test</th><th>passed</th><th>objects</th></tr>{''.join(rows)}</table>"
+        "<table class=\"kubeproof-summary\"><tr><th>test</th><th>result</th><th>count</th><th>objects</th></tr>"
+        f"{''.join(rows)}</table>"
     )
 
 

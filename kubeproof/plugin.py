@@ -20,7 +20,7 @@ import kubeproof
 from kubeproof import ratchet
 from kubeproof.artifacts import RunFolder, sarif_log, write_junit
 from kubeproof.backends import Unreachable
-from kubeproof.evidence import Record, counts_by_control, counts_by_practice, outcome_counts, row_html, summary_html
+from kubeproof.evidence import Record, counts_by_control, counts_by_practice, is_grouped, outcome_counts, row_html, summary_html
 from kubeproof.governance import Governance
 from kubeproof.practices import FRAMEWORKS, PRACTICES
 from kubeproof.probes import Probes
@@ -94,8 +94,8 @@ def pytest_addoption(parser):
     group.addoption("--update-baseline", action="store_true",
                     help="record this run's findings as accepted (<baseline>.accepted.yaml) for --fail-on=new")
     group.addoption("--html-passed", choices=("auto", "rows", "grouped"), default="auto",
-                    help="passed results in the HTML table: one row each, or grouped per test in the summary "
-                    f"(auto: grouped above {GROUP_PASSED_ABOVE} results, so a large report opens in seconds)")
+                    help="passed and exempt results in the HTML table: one row each, or grouped per test in the "
+                    f"summary (auto: grouped above {GROUP_PASSED_ABOVE} results, so a large report opens in seconds)")
     group.addoption("--report-dir", default="reports", help="where run folders are written (default: reports/)")
     # --strict is pytest's own flag (strict markers, config and ids); kubeproof also reads it to count
     # "not verified" results as failures.
@@ -556,7 +556,7 @@ def pytest_html_results_summary(prefix, summary, postfix, session):
 
 def pytest_html_results_table_row(report, cells):
     record = getattr(report, "kubeproof_record", None)
-    if record is not None and record.status == "passed" and getattr(report, "kubeproof_group_passed", False):
+    if record is not None and is_grouped(record) and getattr(report, "kubeproof_group_passed", False):
         cells.clear()  # grouped in the summary instead: the browser renders every row it is given
         return
     # pytest-html puts the test id into the page as HTML, and ours carry object names, which RBAC

@@ -227,3 +227,14 @@ def test_no_value_ever_becomes_markup(name, namespace, observed, status):
     tame = tamed_record(hostile, names)
     assert_same_structure(row_html(hostile), row_html(tame))
     assert_same_structure(summary_html([hostile], {name: observed}), summary_html([tame], tamed({name: observed}, names)))
+
+
+def test_a_large_runs_grouped_results_are_the_passed_and_exempt_ones_never_the_unproven():
+    from kubeproof.evidence import is_grouped, passed_groups_html
+    records = [record("passed", object={"kind": "Role", "namespace": "team", "name": "viewer"}, findings=[]),
+               record("skipped", reason="exempt: no mesh <installed>", findings=[]),
+               record("not_verified", reason="roles could not be listed", findings=[]), record("failed")]
+    assert [is_grouped(r) for r in records] == [True, True, False, False]
+    page = passed_groups_html(records)
+    assert "Role/team/viewer" in page and "exempt: no mesh &lt;installed&gt;" in page
+    assert "roles could not be listed" not in page and "(2)" in page
