@@ -29,6 +29,12 @@ def _s(value) -> str:
     return f"{value:.1f} s" if isinstance(value, (int, float)) else "-"
 
 
+def _cell(text: str) -> str:
+    """One line of a table cell: no column separators, no tabs, and not too long to read."""
+    text = " ".join(str(text).replace("|", "/").split())
+    return text if len(text) <= 300 else text[:297] + "..."
+
+
 def _check(ok: bool) -> str:
     return "met" if ok else "**not met**"
 
@@ -75,13 +81,16 @@ def render(summary: dict, results: dict[str, dict], command: str) -> str:
     for size, r in results.items():
         for name, peer in (r.get("peers") or {}).items():
             if "wall" not in peer:
-                lines.append(_row(size, name, "-", "-", "-", "-", peer.get("error", "not run")))
+                lines.append(_row(size, name, "-", "-", "-", "-", _cell(peer.get("error", "not run"))))
                 continue
-            outcome = f"exit {peer.get('exit')}" + (f": {peer['error']}" if peer.get("error") else "")
+            outcome = f"exit {peer.get('exit')}" + (f": {_cell(peer['error'])}" if peer.get("error") else "")
+            if name == "trivy" and peer.get("exit") != 0:
+                outcome = f"**did not finish**: {outcome}"
             if name == "kube-score":
-                outcome += f"; scored {peer['export']['objects']} exported objects"
+                outcome += (" (it found critical issues)" if peer.get("exit") == 1 else "") + \
+                    f"; scored {peer['export']['objects']} exported objects"
             lines.append(_row(size, name, _s(peer["wall"]), _mb(peer["rss_mb"]), f"{peer['wall'] / r['audit']['wall']:.1f}x",
-                              f"{peer['rss_mb'] / r['audit']['rss_mb']:.1f}x", outcome.replace("|", "/")))
+                              f"{peer['rss_mb'] / r['audit']['rss_mb']:.1f}x", outcome))
     if "small" in results and "large" in results:
         small, large = results["small"], results["large"]
         ratio = large["audit"]["wall"] / small["audit"]["wall"]
