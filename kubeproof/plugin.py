@@ -382,13 +382,13 @@ def _under_suite_folder(root: str, path: str) -> bool:
 def pytest_runtest_setup(item):
     if item.config.stash.get(AUDIT, None) is None or not _in_suite(item):
         return
-    # One property per framework: JUnit readers keep one value per property name, and each report
-    # carries its own copy (at 30,000 results, one per control id cost tens of MB).
-    item.user_properties.extend((framework, ", ".join(ids)) for framework, ids in _controls(item).items() if ids)
     # What this test reads is recorded, so evidence (and fault injection) can say what it rests on.
     item.config.stash[AUDIT].snapshot.touched.clear()
     item.config.stash[PROBES].touched.clear()
     record = _record(item)
+    # One property per framework: JUnit readers keep one value per property name, and each report
+    # carries its own copy (at 30,000 results, one per control id cost tens of MB).
+    item.user_properties.extend((framework, ", ".join(ids)) for framework, ids in record.controls.items() if ids)
     callspec = getattr(item, "callspec", None)
     for name, value in (callspec.params.items() if callspec else ()):
         # The test rests on the kind its object came from, not on every kind the parameter draws from.
@@ -398,18 +398,17 @@ def pytest_runtest_setup(item):
             raise NotVerified(f"{value.kind} objects could not be listed: {value.reason}")
 
 
-def _controls(item) -> dict[str, list[str]]:
-    controls = {name: [str(a) for m in item.iter_markers(name) for a in m.args] for name in FRAMEWORKS}
+def _controls_and_practice(item) -> tuple[dict[str, list[str]], str | None]:
+    marks = list(item.iter_markers())  # walked once: per item, and 30,000 items at scale
+    controls = {name: [str(a) for m in marks if m.name == name for a in m.args] for name in FRAMEWORKS}
+    present = {m.name for m in marks}
     # Every result of a test carries the same ids: share one copy (nothing changes them after this).
-    return _SHARED_CONTROLS.setdefault(repr(controls), controls)
+    controls = _SHARED_CONTROLS.setdefault(repr(controls), controls)
+    return controls, next((name for name in PRACTICES if name in present), None)
 
 
 _SHARED_CONTROLS: dict[str, dict[str, list[str]]] = {}
 _SHARED_READS: dict[frozenset, frozenset] = {}
-
-
-def _practice(item) -> str | None:
-    return next((name for name in PRACTICES if item.get_closest_marker(name)), None)
 
 
 def _subject(item) -> dict | None:
@@ -441,7 +440,8 @@ def _sources(item) -> dict:
 def _record(item) -> Record:
     record = getattr(item, "_kubeproof_record", None)
     if record is None:
-        record = Record(item.nodeid, item.originalname, _practice(item), _controls(item), _subject(item))
+        controls, practice = _controls_and_practice(item)
+        record = Record(item.nodeid, item.originalname, practice, controls, _subject(item))
         item._kubeproof_record = record
         item.config.stash[RECORDS].append(record)
     return record
