@@ -371,6 +371,23 @@ RBAC_PRIVILEGES = "test_binding_grants_no_permission_that_hands_over_the_cluster
 RBAC_PRIVILEGE_CONTROLS = ("5.1.2", "5.1.4", "5.1.5", "5.1.7", "5.1.8", "5.1.9", "5.1.10", "5.1.11", "5.1.12", "5.1.13")
 
 
+# Namespace i's violation, and the test that must fail on the namespace (or on its Deployment).
+NAMESPACE_VIOLATIONS = (
+    (no_resource_quota, "test_namespace_has_a_resource_quota"),
+    (no_limit_range, "test_namespace_has_a_limit_range"),
+    (default_account_mounts_token, "test_default_service_account_does_not_mount_its_token"),
+    (ingress_only_policy, "test_namespace_denies_traffic_by_default"),
+)
+DEPLOYMENT_VIOLATIONS = (
+    (privileged, "test_workload_meets_the_required_pod_security_level"),
+    (latest_tag, "test_images_are_not_latest_or_untagged"),
+    (pulled_if_not_present, "test_mutable_images_are_always_pulled"),
+    (secret_in_env, "test_secrets_are_not_passed_as_environment_variables"),
+    (literal_credential_in_env, "test_no_credential_is_written_into_environment_variables"),
+    (uses_default_account, "test_workload_does_not_use_the_default_service_account"),
+)
+
+
 def expectations(size: str) -> dict:
     """For each test, the objects it must fail ("Kind/namespace/name"); every other result of a
     generated object must pass (or be exempt). A test judging several controls at once is named
@@ -389,26 +406,12 @@ def expectations(size: str) -> dict:
         if unlabelled(i):
             for test in PSS_TESTS:
                 expect(test, ns)
-        if no_resource_quota(i):
-            expect("test_namespace_has_a_resource_quota", ns)
-        if no_limit_range(i):
-            expect("test_namespace_has_a_limit_range", ns)
-        if default_account_mounts_token(i):
-            expect("test_default_service_account_does_not_mount_its_token", ns)
-        if ingress_only_policy(i):
-            expect("test_namespace_denies_traffic_by_default", ns)
-        if privileged(i):
-            expect("test_workload_meets_the_required_pod_security_level", dep)
-        if latest_tag(i):
-            expect("test_images_are_not_latest_or_untagged", dep)
-        if pulled_if_not_present(i):
-            expect("test_mutable_images_are_always_pulled", dep)
-        if secret_in_env(i):
-            expect("test_secrets_are_not_passed_as_environment_variables", dep)
-        if literal_credential_in_env(i):
-            expect("test_no_credential_is_written_into_environment_variables", dep)
-        if uses_default_account(i):
-            expect("test_workload_does_not_use_the_default_service_account", dep)
+        for violated, test in NAMESPACE_VIOLATIONS:
+            if violated(i):
+                expect(test, ns)
+        for violated, test in DEPLOYMENT_VIOLATIONS:
+            if violated(i):
+                expect(test, dep)
         if token_secret(i):
             expect("test_no_long_lived_service_account_token_is_stored", f"Secret/{name}/app-token")
         for k in range(ROLES_PER_NAMESPACE):

@@ -263,9 +263,10 @@ def _concrete(rule, view: BindingView) -> Request | None:
     return request if view.scope_of(request) and rule.allows(request) else None
 
 
-def assess(control_id: str, binding, policy: Policy, baseline) -> Assessment:
+def assess(control_id: str, binding, policy: Policy, baseline, view: BindingView | None = None) -> Assessment:
+    """`view`: the binding already read, when several controls judge it."""
     control = CONTROLS[control_id]
-    view = read_binding(binding)
+    view = view or read_binding(binding)
     if view.unreadable:
         raise NotVerified("; ".join(view.unreadable))
     kind = view.reference.split("/", 1)[0]
@@ -431,7 +432,7 @@ def assess_binding(binding, policy: Policy, baseline) -> BindingAssessment:
     judged = BindingAssessment(view.reference, view.role_reference)
     for control in CONTROLS:
         try:
-            judged.assessments[control] = assess(control, binding, policy, baseline)
+            judged.assessments[control] = assess(control, binding, policy, baseline, view)
         except NotVerified as error:
             judged.not_verified[control] = error.reason
     return judged
