@@ -155,6 +155,9 @@ def pytest_collection(session):
     def progress(message: str) -> None:
         if reporter:
             reporter.write_line(f"kubeproof: {message}")
+            # Shown as it happens, also where output is a pipe (CI logs, and the interrupt e2e, which
+            # waits for this line: a smaller run could end before the buffer filled).
+            reporter.flush()
 
     try:
         audit = Audit.open(_options(config), config.rootpath, progress=progress)
