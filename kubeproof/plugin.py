@@ -20,6 +20,7 @@ import kubeproof
 from kubeproof import ratchet
 from kubeproof.artifacts import RunFolder, sarif_log, write_junit
 from kubeproof.backends import Unreachable
+from kubeproof.controlplane.build import REPO_ROOT as CHECKOUT
 from kubeproof.evidence import Record, counts_by_control, counts_by_practice, is_grouped, outcome_counts, row_html, summary_html
 from kubeproof.governance import Governance
 from kubeproof.practices import FRAMEWORKS, PRACTICES
@@ -108,9 +109,19 @@ def _options(config) -> Options:
                    get("request_timeout"))
 
 
+def _home(config) -> Path:
+    """The folder that holds the suite and its baselines: pytest's rootdir when it has tests_cluster/,
+    else the checkout kubeproof runs from (pytest run from another directory)."""
+    return config.rootpath if (config.rootpath / SUITE_FOLDER).is_dir() else CHECKOUT
+
+
 def _is_audit(config) -> bool:
     """The run audits a cluster when it runs the suite in tests_cluster/."""
-    suite = Path(config.rootpath, SUITE_FOLDER).resolve()
+    suite = Path(_home(config), SUITE_FOLDER).resolve()
+    if config.args_source == pytest.Config.ArgsSource.INVOCATION_DIR and _home(config) != config.rootpath and any(
+            config.getoption(name) for name in ("cluster", "manifests", "local_attach")):
+        # `pytest --cluster=prod` from another directory: the suite is the one beside this plugin.
+        config.args[:] = [str(suite)]
     for arg in config.args:
         path = Path(config.invocation_params.dir, str(arg).split("::")[0]).resolve()
         if path == suite or suite in path.parents or path in suite.parents:
@@ -160,7 +171,7 @@ def pytest_collection(session):
             reporter.flush()
 
     try:
-        audit = Audit.open(_options(config), config.rootpath, progress=progress)
+        audit = Audit.open(_options(config), _home(config), progress=progress)
         accepted = None
         if config.getoption("fail_on") == "new":
             accepted = ratchet.load(ratchet.accepted_path(audit.baseline.path))
@@ -191,7 +202,7 @@ def _environment(config, audit: Audit) -> dict:
         "baseline": audit.baseline.path,
         "baseline sha256": audit.baseline.sha256,
         "kubeproof version": kubeproof.__version__,
-        "kubeproof commit": _git_commit(config.rootpath),
+        "kubeproof commit": _git_commit(_home(config)),
         "started (UTC)": config.stash[STARTED].isoformat(timespec="seconds"),
         "strict": bool(config.getoption("strict")),
         "fail on": config.getoption("fail_on"),
@@ -372,7 +383,7 @@ def verdict(request) -> Verdict:
 
 # -- outcomes --------------------------------------------------------------------------------------
 def _in_suite(item) -> bool:
-    return _under_suite_folder(str(item.config.rootpath), str(item.path))
+    return _under_suite_folder(str(_home(item.config)), str(item.path))
 
 
 @functools.lru_cache(maxsize=256)

@@ -3,21 +3,18 @@ the level from the baseline and the version from the namespace's enforce-version
 
 from __future__ import annotations
 
-import json
-from pathlib import Path
 
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from kubeproof import pod_security
+from kubeproof import cis, pod_security
 from kubeproof.checks import workload_security as ws
 from kubeproof.results import Finding, NotVerified, ObjectRef
 from strategies import JSON, PROPERTY, mangled, never_passes, outcome, protect_prefixes
 from workloads import KINDS, container, pod_spec, spec_of, spec_path, with_container, workload, workloads
 
-CIS_IDS = {c["id"] for c in json.loads(
-    (Path(__file__).resolve().parents[2] / "shared" / "reference" / "cis-1.12-controls.json").read_text())["controls"]}
+CIS_IDS = cis.ids()
 
 
 def namespace(name="team", labels=None) -> dict:

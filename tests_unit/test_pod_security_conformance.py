@@ -5,13 +5,14 @@ per level and policy version, split into objects that must be allowed
 (``pass``) and objects that must be rejected (``fail``).  A fail fixture's file
 name names the check it exercises, e.g. ``capabilities_baseline1.yaml``.
 
-They live outside the repository; point KUBEPROOF_SHARED at the shared
-directory if it is not the sibling ``../shared`` of the checkout.
+They ship in the ``k8s.io/pod-security-admission`` Go module, at the version the
+embedded control plane pins (tools/controlplane/kube/go.mod), under
+``test/testdata``; the go command finds the module in its cache, or downloads it
+from the module proxy first.
 """
 
 from __future__ import annotations
 
-import os
 import re
 from functools import lru_cache
 from pathlib import Path
@@ -19,13 +20,16 @@ from pathlib import Path
 import pytest
 import yaml
 
+from kubeproof.controlplane.build import BuildError, module_source
 from kubeproof.pod_security import CHECKS, evaluate
 
-REPO_ROOT = Path(__file__).resolve().parent.parent
-FIXTURE_ROOT = (
-    Path(os.environ.get("KUBEPROOF_SHARED", REPO_ROOT.parent / "shared"))
-    / "conformance/psa/test/testdata"
-)
+MODULE = "k8s.io/pod-security-admission"
+try:
+    FIXTURE_ROOT = module_source(MODULE) / "test" / "testdata"
+    FIXTURE_ERROR = None
+except BuildError as error:
+    # Reported by test_fixture_directory_is_present: a missing corpus fails, it never skips.
+    FIXTURE_ROOT, FIXTURE_ERROR = Path("/nonexistent"), str(error)
 LEVELS = ("baseline", "restricted")
 # The versions this suite must prove; older ones are covered when present.
 REQUIRED_MINORS = range(23, 38)
@@ -76,11 +80,8 @@ def _check_id_named_by(fixture: Path) -> str | None:
 
 
 def test_fixture_directory_is_present():
-    assert FIXTURE_ROOT.is_dir(), (
-        f"Pod Security conformance fixtures not found at {FIXTURE_ROOT}. "
-        "Set KUBEPROOF_SHARED to the shared directory that contains "
-        "conformance/psa/test/testdata."
-    )
+    assert FIXTURE_ERROR is None, f"the Pod Security fixtures ({MODULE}) could not be had: {FIXTURE_ERROR}"
+    assert FIXTURE_ROOT.is_dir(), f"{MODULE} has no test/testdata at {FIXTURE_ROOT}"
 
 
 @pytest.mark.parametrize("level", LEVELS)

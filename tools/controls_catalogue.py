@@ -9,8 +9,8 @@ from what it calls (a configuration read, a probe, a dry-run, an access review, 
     python tools/controls_catalogue.py           # rewrite docs/CONTROLS.md
     python tools/controls_catalogue.py --check   # exit 1 if docs/CONTROLS.md is out of date
 
-The control list is ../shared/reference/cis-1.12-controls.json (ids, sections and types; override with
-KUBEPROOF_CIS_CONTROLS). Benchmark titles are deliberately not copied: the ids are the reference."""
+The control list is the project's own kubeproof/data/cis-1.12-controls.json (ids, sections and types;
+override with KUBEPROOF_CIS_CONTROLS). Benchmark titles are deliberately not copied: the ids are the reference."""
 
 from __future__ import annotations
 
@@ -28,7 +28,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 SUITE = ROOT / "tests_cluster"
 OUTPUT = ROOT / "docs" / "CONTROLS.md"
-DEFAULT_CONTROLS = ROOT.parent / "shared" / "reference" / "cis-1.12-controls.json"
+DEFAULT_CONTROLS = ROOT / "kubeproof" / "data" / "cis-1.12-controls.json"
 
 # How a test proves its controls, from what its code calls; the first match is the test's method.
 METHODS = (

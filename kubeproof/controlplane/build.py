@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import fcntl
 import hashlib
+import json
 import os
 import re
 import shutil
@@ -82,6 +83,34 @@ def _go() -> str:
     if not go:
         raise BuildError("the Go toolchain is needed to build the embedded control plane and was not found on PATH")
     return go
+
+
+def pinned_module_version(module: str) -> str:
+    """The version tools/controlplane/kube/go.mod builds `module` at (its `replace` wins over `require`)."""
+    go_mod = (MODULES / "kube" / "go.mod").read_text()
+    match = re.search(rf"^\s*{re.escape(module)}\s+=>\s+{re.escape(module)}\s+(v\S+)", go_mod, re.MULTILINE)
+    if match:
+        return match.group(1)
+    return _required_version(MODULES / "kube" / "go.mod", module)
+
+
+def module_source(module: str) -> Path:
+    """The folder of `module`, at the version the control plane pins, in the Go module cache; the go
+    command downloads it from the module proxy first when the cache does not hold it yet."""
+    version = pinned_module_version(module)
+    env = dict(os.environ, GOTOOLCHAIN="local", GOFLAGS="-mod=mod")
+    result = subprocess.run(
+        [_go(), "mod", "download", "-json", f"{module}@{version}"],
+        cwd=MODULES / "kube", env=env, capture_output=True, text=True,
+    )
+    try:
+        folder = json.loads(result.stdout).get("Dir") if result.stdout.strip() else None
+    except json.JSONDecodeError:
+        folder = None
+    if result.returncode != 0 or not folder or not Path(folder).is_dir():
+        detail = (result.stderr or result.stdout).strip()[-2000:]
+        raise BuildError(f"could not download {module}@{version} through the go command: {detail}")
+    return Path(folder)
 
 
 def _ldflags(module_dir: str, binaries: Binaries) -> str:
