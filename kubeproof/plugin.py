@@ -56,6 +56,7 @@ SUITE_FOLDER = "tests_cluster"
 WAIVER_TESTS = "test_baseline_waivers.py"
 MANIFEST_TESTS = "test_manifests.py"
 GROUP_PASSED_ABOVE = 2000
+KUBELET_TIMEOUT = 5.0  # seconds for one kubelet request; a dead node costs one of these
 GROUP_PASSED = pytest.StashKey[bool]()
 FAILURES_SHORT = pytest.StashKey[bool]()
 KEYWORDS = pytest.StashKey[dict]()
@@ -76,6 +77,8 @@ def pytest_addoption(parser):
     group.addoption("--baseline", help="baseline YAML (default: baselines/<cluster>.yaml, else baselines/default.yaml)")
     group.addoption("--local-profile", default="hardened", choices=("hardened", "insecure"),
                     help="profile of the embedded cluster for --cluster=local (default: hardened)")
+    group.addoption("--local-nodes", type=int, default=2, metavar="N",
+                    help="how many kubelets the embedded cluster runs (default 2; each is a node of its own)")
     group.addoption("--local-attach", metavar="DIR",
                     help="audit an embedded cluster another process started (its work folder) instead of starting one")
     group.addoption("--etcd-endpoint", help="etcd client URL, to read how secrets are stored (live clusters)")
@@ -106,7 +109,7 @@ def _options(config) -> Options:
     get = config.getoption
     return Options(get("cluster"), get("kubeconfig"), get("baseline"), get("local_profile"), get("local_attach"),
                    get("etcd_endpoint"), get("etcd_ca"), get("etcd_cert"), get("etcd_key"), get("manifests"),
-                   get("request_timeout"))
+                   get("request_timeout"), get("local_nodes"))
 
 
 def _home(config) -> Path:
@@ -325,6 +328,17 @@ def governance(request) -> Governance:
 def probes(request):
     """Read-only live questions (anonymous GETs, server-side dry-runs, access reviews), each asked once."""
     return request.config.stash[PROBES]
+
+
+@pytest.fixture(scope="session")
+def kubelets(request):
+    """Every node's kubelet, asked once and all at once: configuration, command line, probes."""
+    from kubeproof.kubelets import Kubelets
+
+    audit = _audit(request)
+    asked = Kubelets(audit.backend, timeout=min(KUBELET_TIMEOUT, request.config.getoption("request_timeout")))
+    asked.ask_all(audit.snapshot.items("nodes"))
+    return asked
 
 
 @pytest.fixture(scope="session")

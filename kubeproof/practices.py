@@ -18,6 +18,9 @@ PRACTICES = {
     "network": "Network enforcement",
     "governance": "Baseline waivers",
     "manifests": "Configuration repository accepted by the API server",
+    "kubelet": "Kubelet configuration (worker nodes)",
+    "node_files": "Node file permissions and ownership",
+    "kube_proxy": "kube-proxy configuration",
 }
 
 FRAMEWORKS = {

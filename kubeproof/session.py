@@ -40,6 +40,7 @@ class Options:
     etcd_key: str | None
     manifests: str | None = None
     request_timeout: float = 30.0
+    local_nodes: int = 2
 
 
 def kubeconfig_path(explicit: str | None) -> str:
@@ -76,6 +77,8 @@ MANIFESTS = "manifests"
 
 
 def resolve_cluster(options: Options) -> str:
+    if not 0 <= options.local_nodes <= 50:
+        raise ConfigError(f"--local-nodes {options.local_nodes}: the embedded cluster runs 0 to 50 nodes")
     if not options.request_timeout > 0:
         raise ConfigError(f"--request-timeout {options.request_timeout}: must be a number of seconds above 0")
     if options.manifests:
@@ -120,7 +123,7 @@ def _open_manifests(options: Options) -> Backend:
     if not documents:
         raise ConfigError(f"--manifests {options.manifests}: no YAML or JSON documents found")
     try:
-        embedded = EmbeddedCluster(profile="hardened").start()
+        embedded = EmbeddedCluster(profile="hardened", node_count=options.local_nodes).start()
     except (BuildError, ControlPlaneError) as error:
         raise ConfigError(f"the embedded cluster could not start: {error}") from None
     try:
@@ -156,7 +159,7 @@ def open_backend(options: Options, cluster: str) -> Backend:
             if options.local_attach:
                 embedded = EmbeddedCluster.attach(options.local_attach)
             else:
-                embedded = EmbeddedCluster(profile=options.local_profile).start()
+                embedded = EmbeddedCluster(profile=options.local_profile, node_count=options.local_nodes).start()
         except (BuildError, ControlPlaneError) as error:
             raise ConfigError(f"the embedded cluster could not start: {error}") from None
         try:

@@ -1,8 +1,7 @@
 """The control plane runs with the settings CIS sections 1.2-1.4 and 2 ask for, read from each
 component's effective command line and configuration files (kubeproof.checks.control_plane).
 
-Where the configuration is hidden (managed control planes) every case is not verified. The embedded
-cluster runs no kube-scheduler, so its cases are exempt there. Where the running server can say more
+Where the configuration is hidden (managed control planes) every case is not verified. Where the running server can say more
 than its flags, both are reported: anonymous access (1.2.1) is proven live by
 tests_cluster/test_anonymous_access.py and the probe's answer is attached here as well; profiling
 (1.2.15) is also judged by an authenticated GET of /debug/pprof/ (served means on, whatever the flag says)."""
@@ -19,8 +18,6 @@ def cases(component: str) -> list:
 
 
 def judge(control, cluster, snapshot, probes, verdict) -> None:
-    if control.component == control_plane.SCHEDULER and cluster.kind == "local":
-        verdict.exempt("the embedded control plane runs no kube-scheduler (nothing is scheduled on loopback)")
     config = snapshot.component_config(control.component)
     verdict.observe(component=control.component, source=config.source, expected=control.rule.expected)
     verdict.observe(**control_plane.evidence(control, config.flags, config.files))

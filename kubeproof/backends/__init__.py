@@ -6,8 +6,16 @@ the backend can see it (the embedded cluster knows its own flags and files)."""
 
 from __future__ import annotations
 
+import hashlib
+import os
+import pwd
+import ssl
 from dataclasses import dataclass, field
 from pathlib import Path
+
+import yaml
+
+from kubeproof.backends import files
 
 from kubeproof.backends.etcd import EtcdAccess, EtcdReader
 from kubeproof.backends.http import Answer, CredentialsError, KubeHttp, Unreachable
@@ -53,6 +61,28 @@ class Backend:
         """The configuration the backend knows first-hand (the embedded cluster); None otherwise."""
         return None
 
+    def control_plane_files(self) -> list[dict] | None:
+        """stat facts of the control-plane node's files (CIS 1.1) where this backend can see them;
+        None where it cannot (the API does not expose a node's filesystem)."""
+        return None
+
+    def node_files(self, node: str) -> list[dict] | None:
+        """stat facts of a worker node's files (CIS 4.1), or None where they are not visible."""
+        return None
+
+    def etcd_ca_fingerprints(self) -> tuple[str, str] | None:
+        """SHA-256 fingerprints of the CA etcd trusts and of the cluster's CA (CIS 2.7), where visible."""
+        return None
+
+    def file_exemptions(self) -> dict[str, str]:
+        """Control ids this cluster cannot meet by its nature, with the reason (reported as exempt)."""
+        return {}
+
+    def no_rights_credentials(self) -> tuple[str, str] | None:
+        """A client certificate and key of an identity that holds no rights at all, for the probe
+        that a kubelet refuses it (CIS 4.2.2); only a cluster the suite made itself has one."""
+        return None
+
     def close(self) -> None:
         pass
 
@@ -79,6 +109,18 @@ class LiveBackend(Backend):
             self.etcd = EtcdReader(etcd)
 
 
+def _fingerprint(pem_path: str) -> str:
+    der = ssl.PEM_cert_to_DER_cert(Path(pem_path).read_text())
+    return hashlib.sha256(der).hexdigest()
+
+
+def _name_of_this_account() -> str:
+    try:
+        return pwd.getpwuid(os.geteuid()).pw_name
+    except KeyError:
+        return f"uid {os.geteuid()}"
+
+
 def _read_text(path: str | None) -> dict[str, str]:
     if not path:
         return {}
@@ -96,13 +138,14 @@ class LocalBackend(Backend):
         self.cluster = cluster
         self.http = KubeHttp.from_kubeconfig(str(cluster.suite_kubeconfig), "local")
         self.etcd = EtcdReader(EtcdAccess(
-            cluster.etcd_endpoint, str(cluster.ca.cert), str(cluster.etcd_client.cert), str(cluster.etcd_client.key)
+            cluster.etcd_endpoint, str(cluster.etcd_ca.cert), str(cluster.etcd_client.cert), str(cluster.etcd_client.key)
         ))
 
     def own_component_config(self, component: str) -> ComponentConfig | None:
         flags = {
             "kube-apiserver": self.cluster.apiserver_flags,
             "kube-controller-manager": self.cluster.controller_manager_flags,
+            "kube-scheduler": self.cluster.scheduler_flags,
             "etcd": self.cluster.etcd_flags,
         }.get(component)
         if flags is None:
@@ -112,6 +155,69 @@ class LocalBackend(Backend):
             for flag in ("encryption-provider-config", "audit-policy-file", "admission-control-config-file"):
                 files.update(_read_text(flags.get(flag)))
         return ComponentConfig(component, "embedded cluster (the suite started it with these flags)", dict(flags), files)
+
+    def control_plane_files(self) -> list[dict] | None:
+        from kubeproof.checks import node_files as roles
+
+        workdir = Path(self.cluster.workdir)
+        processes = "the embedded cluster starts {} as a process of its own; it has no static pod manifest"
+        facts = [files.absent(role, f"/etc/kubernetes/manifests/{name}.yaml", processes.format(name))
+                 for role, name in ((roles.APISERVER_MANIFEST, "kube-apiserver"),
+                                    (roles.CONTROLLER_MANAGER_MANIFEST, "kube-controller-manager"),
+                                    (roles.SCHEDULER_MANIFEST, "kube-scheduler"), (roles.ETCD_MANIFEST, "etcd"))]
+        facts.append(files.absent(roles.CNI_CONFIG, "/etc/cni/net.d",
+                                  "the embedded cluster's pods run on a fake runtime with no CNI plugin"))
+        facts.append(files.stat_fact(roles.ETCD_DATA_DIR, self.cluster.etcd_flags["data-dir"]))
+        facts += [files.stat_fact(roles.ADMIN_KUBECONFIG, workdir / name) for name in ("admin.kubeconfig", "suite.kubeconfig")]
+        facts.append(files.stat_fact(roles.SCHEDULER_KUBECONFIG, workdir / "scheduler.kubeconfig"))
+        facts.append(files.stat_fact(roles.CONTROLLER_MANAGER_KUBECONFIG, workdir / "controller-manager.kubeconfig"))
+        facts += files.pki_facts(workdir / "pki", roles.PKI_DIR, roles.PKI_CERT, roles.PKI_KEY)
+        return facts
+
+    def node_files(self, node: str) -> list[dict] | None:
+        from kubeproof.checks import node_files as roles
+
+        state = next((n for n in self.cluster.node_states() if n["name"] == node), None)
+        if state is None:
+            return None
+        config_path = Path(state["config_path"])
+        facts = [
+            files.absent(roles.KUBELET_SERVICE, "/etc/systemd/system/kubelet.service",
+                         "the embedded kubelet is a process the suite starts, not a systemd service"),
+            files.absent(roles.PROXY_KUBECONFIG, "/etc/kubernetes/proxy.conf", "the embedded cluster runs no kube-proxy"),
+            files.stat_fact(roles.KUBELET_KUBECONFIG, state["flags"]["kubeconfig"]),
+            files.stat_fact(roles.KUBELET_CONFIG, config_path),
+        ]
+        try:
+            client_ca = ((yaml.safe_load(config_path.read_text()) or {}).get("authentication") or {}).get("x509", {}).get("clientCAFile")
+        except (OSError, yaml.YAMLError, AttributeError):
+            return facts  # the client CA's role then has no fact: not verified
+        facts.append(files.stat_fact(roles.KUBELET_CLIENT_CA, client_ca) if client_ca else files.absent(
+            roles.KUBELET_CLIENT_CA, "(authentication.x509.clientCAFile)", "the kubelet names no client CA file (CIS 4.2.3)"))
+        return facts
+
+    def etcd_ca_fingerprints(self) -> tuple[str, str] | None:
+        return (_fingerprint(self.cluster.etcd_flags["trusted-ca-file"]),
+                _fingerprint(self.cluster.apiserver_flags["client-ca-file"]))
+
+    def file_exemptions(self) -> dict[str, str]:
+        from kubeproof.checks import node_files as roles
+
+        user = _name_of_this_account()
+        # The embedded cluster's files belong to whoever started kubeproof; an account of etcd's own
+        # (or root, for a user's run) is not something a test harness can create.
+        exempt = {"1.1.12": f"the embedded etcd runs as {user}, the account that started kubeproof; there is "
+                            "no etcd account on this machine to own its data"}
+        if os.geteuid() != 0:
+            for control in roles.ROWS:
+                if "owned by" in control.expected:
+                    exempt[control.id] = (f"the embedded cluster runs as {user}, not root, so its files cannot be "
+                                          "owned by root")
+        return exempt
+
+    def no_rights_credentials(self) -> tuple[str, str] | None:
+        pair = self.cluster.nobody_client
+        return (str(pair.cert), str(pair.key)) if pair else None
 
     def close(self) -> None:
         self.cluster.stop()

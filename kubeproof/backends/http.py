@@ -77,6 +77,8 @@ class KubeHttp:
     def __init__(self, server: str, ca_file: str | None, cert_file: str | None, key_file: str | None,
                  verify: bool = True, auth_headers=None, timeout=DEFAULT_TIMEOUT):
         self.server = server.rstrip("/")
+        # Kept so kubelets can be asked with the same identity (kubeproof.kubelets).
+        self.ca_file, self.cert_file, self.key_file = (ca_file if verify else None), cert_file, key_file
         self._auth_headers = auth_headers or (lambda: {})
         self.timeout = timeout
         kwargs = {"retries": False, "timeout": timeout, "maxsize": 4}

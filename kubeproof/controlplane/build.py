@@ -19,7 +19,8 @@ from pathlib import Path
 REPO_ROOT = Path(__file__).resolve().parents[2]
 MODULES = REPO_ROOT / "tools" / "controlplane"
 BINARIES = {
-    "kube": ("k8s.io/kubernetes/cmd/kube-apiserver", "k8s.io/kubernetes/cmd/kube-controller-manager"),
+    "kube": ("k8s.io/kubernetes/cmd/kube-apiserver", "k8s.io/kubernetes/cmd/kube-controller-manager",
+             "k8s.io/kubernetes/cmd/kube-scheduler", "./cmd/kubeproof-kubelet"),
     "etcd": ("go.etcd.io/etcd/server/v3",),
 }
 # The name `go build` gives the etcd main package is its module path's last element ("v3").
@@ -45,11 +46,20 @@ class Binaries:
         return self.folder / "kube-controller-manager"
 
     @property
+    def scheduler(self) -> Path:
+        return self.folder / "kube-scheduler"
+
+    @property
+    def kubelet(self) -> Path:
+        return self.folder / "kubeproof-kubelet"
+
+    @property
     def etcd(self) -> Path:
         return self.folder / "etcd"
 
     def all_present(self) -> bool:
-        return all(p.is_file() and os.access(p, os.X_OK) for p in (self.apiserver, self.controller_manager, self.etcd))
+        return all(p.is_file() and os.access(p, os.X_OK)
+                   for p in (self.apiserver, self.controller_manager, self.scheduler, self.kubelet, self.etcd))
 
 
 def _required_version(go_mod: Path, module: str) -> str:
@@ -72,7 +82,9 @@ def pinned() -> Binaries:
     kubernetes = _required_version(kube_mod, "k8s.io/kubernetes")
     etcd = _required_version(etcd_mod, "go.etcd.io/etcd/server/v3")
     digest = hashlib.sha256()
-    for path in (kube_mod, MODULES / "kube" / "go.sum", etcd_mod, MODULES / "etcd" / "go.sum"):
+    # The project's own Go sources (the kubelet's main) are part of what is built, so part of the key.
+    own_sources = sorted((MODULES / "kube" / "cmd").rglob("*.go"))
+    for path in (kube_mod, MODULES / "kube" / "go.sum", etcd_mod, MODULES / "etcd" / "go.sum", *own_sources):
         digest.update(path.read_bytes())
     folder = cache_root() / "controlplane" / f"k8s-{kubernetes}-etcd-{etcd}-{digest.hexdigest()[:12]}"
     return Binaries(folder, kubernetes, etcd)
@@ -145,7 +157,7 @@ def ensure_built(log=sys.stderr) -> Binaries:
         env = dict(os.environ, CGO_ENABLED="0", GOTOOLCHAIN="local", GOFLAGS="-mod=mod")
         started = time.monotonic()
         print(
-            f"kubeproof: building kube-apiserver, kube-controller-manager {binaries.kubernetes_version} and "
+            f"kubeproof: building kube-apiserver, kube-controller-manager, kube-scheduler, kubelet {binaries.kubernetes_version} and "
             f"etcd {binaries.etcd_version} from the Go module proxy (once per machine; minutes on a cold cache)",
             file=log,
             flush=True,
@@ -160,6 +172,8 @@ def ensure_built(log=sys.stderr) -> Binaries:
                     raise BuildError(
                         f"building {package} in {MODULES / module_dir} failed:\n{result.stderr[-4000:]}"
                     )
+        # A folder left by an older kubeproof that built fewer binaries is replaced whole.
+        shutil.rmtree(binaries.folder, ignore_errors=True)
         staging.rename(binaries.folder)
         print(f"kubeproof: control plane built in {time.monotonic() - started:.0f} s into {binaries.folder}", file=log, flush=True)
     return binaries

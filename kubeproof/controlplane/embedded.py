@@ -29,10 +29,12 @@ from pathlib import Path
 import yaml
 
 from kubeproof.controlplane.build import Binaries, ensure_built
+from kubeproof.controlplane.nodes import LocalNode, own_hostname_supported
 from kubeproof.controlplane.pki import KeyPair, Pki
 
 PROFILES = ("hardened", "insecure")
 SUITE_USER = "kubeproof-suite"
+NOBODY_USER = "kubeproof-no-rights"
 ENCRYPTION_MODES = ("aescbc", "identity-first", "none")
 SERVICE_CIDR = "10.0.0.0/24"
 READY_TIMEOUT = 90.0
@@ -78,6 +80,8 @@ class Settings:
     audit_log: bool
     label_namespaces: bool  # hardened: Pod Security labels and default-deny on the built-in namespaces
     seed_rbac_violations: bool = False  # insecure: a wildcard role, a stray cluster-admin, an anonymous grant
+    # Per node index, KubeletConfiguration fields that differ from the profile's (e2e: one setting apart).
+    kubelet_overrides: dict = field(default_factory=dict)
 
     @classmethod
     def for_profile(cls, profile: str) -> "Settings":
@@ -122,6 +126,8 @@ class EmbeddedCluster:
     settings: Settings | None = None
     binaries: Binaries | None = None
     processes: list[_Process] = field(default_factory=list)
+    node_count: int = 2
+    nodes: list[LocalNode] = field(default_factory=list)
 
     def __post_init__(self) -> None:
         if self.settings is None:
@@ -132,6 +138,9 @@ class EmbeddedCluster:
         self.apiserver_flags: dict[str, str] = {}
         self.etcd_flags: dict[str, str] = {}
         self.controller_manager_flags: dict[str, str] = {}
+        self.scheduler_flags: dict[str, str] = {}
+        self.nobody_client: KeyPair | None = None
+        self.attached_nodes: list[dict] = []
 
     # -- public facts the suite reads about its own cluster ---------------------------------------
     @property
@@ -181,12 +190,18 @@ class EmbeddedCluster:
             self._start_apiserver()
             self._wait_for_apiserver()
             self._start_controller_manager()
+            self._start_scheduler()
+            self._grant_node_rbac()
+            self._start_nodes()
             self._wait_for_default_service_account()
+            self._wait_for_nodes()
             if self.settings.label_namespaces:
                 self._harden_builtin_namespaces()
             self._write_canary_secret()
             if self.settings.seed_rbac_violations:
                 self._seed_rbac_violations()
+            if self.profile == "insecure":
+                self._loosen_files()
             self.save_state()
             self.started_seconds = time.monotonic() - began
         except BaseException:
@@ -229,8 +244,12 @@ class EmbeddedCluster:
         self.pki = pki = Pki(self.workdir / "pki")
         loopback = ("127.0.0.1", "localhost")
         self.ca = pki.ca
-        self.etcd_server = pki.issue("etcd-server", "etcd", server=True, client=True, hosts=loopback)
-        self.etcd_client = pki.issue("apiserver-etcd-client", "kube-apiserver-etcd-client", client=True)
+        # Hardened: etcd trusts a CA of its own (CIS 2.7), so a certificate the cluster's CA signs for
+        # anyone (a node, a user) opens nothing in etcd. Insecure: the one CA signs for both.
+        etcd_pki = Pki(self.workdir / "pki" / "etcd") if self.profile == "hardened" else pki
+        self.etcd_ca = etcd_pki.ca
+        self.etcd_server = etcd_pki.issue("etcd-server", "etcd", server=True, client=True, hosts=loopback)
+        self.etcd_client = etcd_pki.issue("apiserver-etcd-client", "kube-apiserver-etcd-client", client=True)
         self.apiserver_serving = pki.issue(
             "apiserver", "kube-apiserver", server=True,
             hosts=loopback + ("10.0.0.1", "kubernetes", "kubernetes.default", "kubernetes.default.svc"),
@@ -241,14 +260,23 @@ class EmbeddedCluster:
         self.controller_manager_client = pki.issue(
             "controller-manager", "system:kube-controller-manager", client=True
         )
+        self.scheduler_client = pki.issue("scheduler", "system:kube-scheduler", client=True)
+        # Bound to nothing: what a kubelet must refuse (CIS 4.2.2).
+        self.nobody_client = pki.issue("nobody", NOBODY_USER, client=True)
         self.service_account = pki.service_account_keys()
 
-    def _spawn(self, name: str, argv: list[str]) -> None:
+    def _spawn(self, name: str, argv: list[str], preexec=None) -> None:
         log = self.workdir / f"{name}.log"
+
+        def before_exec() -> None:
+            _die_with_parent()
+            if preexec:
+                preexec()
+
         with open(log, "ab") as out:
             popen = subprocess.Popen(
                 argv, stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
-                start_new_session=True, preexec_fn=_die_with_parent, close_fds=True,
+                start_new_session=True, preexec_fn=before_exec, close_fds=True,
             )
         self.processes.append(_Process(name, popen, log))
 
@@ -265,11 +293,11 @@ class EmbeddedCluster:
             "cert-file": str(self.etcd_server.cert),
             "key-file": str(self.etcd_server.key),
             "client-cert-auth": "true",
-            "trusted-ca-file": str(self.ca.cert),
+            "trusted-ca-file": str(self.etcd_ca.cert),
             "peer-cert-file": str(self.etcd_server.cert),
             "peer-key-file": str(self.etcd_server.key),
             "peer-client-cert-auth": "true",
-            "peer-trusted-ca-file": str(self.ca.cert),
+            "peer-trusted-ca-file": str(self.etcd_ca.cert),
             "log-level": "error",
             # A throw-away cluster on loopback: durability is not worth the fsync latency here.
             "unsafe-no-fsync": "true",
@@ -319,7 +347,7 @@ class EmbeddedCluster:
         s = self.settings
         flags = {
             "etcd-servers": self.etcd_endpoint,
-            "etcd-cafile": str(self.ca.cert),
+            "etcd-cafile": str(self.etcd_ca.cert),
             "etcd-certfile": str(self.etcd_client.cert),
             "etcd-keyfile": str(self.etcd_client.key),
             "bind-address": "127.0.0.1",
@@ -359,7 +387,8 @@ class EmbeddedCluster:
                     "limits": [{"type": "Server", "qps": 50, "burst": 100}],
                 }}],
             }))
-            admission_enabled += ("EventRateLimit", "DenyServiceExternalIPs")
+            # AlwaysPullImages (1.2.11): a pod may not use an image another tenant pulled to the node.
+            admission_enabled += ("EventRateLimit", "DenyServiceExternalIPs", "AlwaysPullImages")
             flags.update({
                 "kubelet-client-certificate": str(kubelet_client.cert),
                 "kubelet-client-key": str(kubelet_client.key),
@@ -437,6 +466,67 @@ class EmbeddedCluster:
             [str(self.binaries.controller_manager)] + [f"--{k}={v}" for k, v in self.controller_manager_flags.items()],
         )
 
+    def _start_scheduler(self) -> None:
+        kubeconfig = self._write_kubeconfig(self.workdir / "scheduler.kubeconfig", "scheduler", self.scheduler_client)
+        self.scheduler_port = free_port()
+        self.scheduler_flags = {
+            "kubeconfig": str(kubeconfig),
+            "authentication-kubeconfig": str(kubeconfig),
+            "authorization-kubeconfig": str(kubeconfig),
+            "bind-address": "127.0.0.1",
+            "secure-port": str(self.scheduler_port),
+            "cert-dir": str(self.workdir / "scheduler-certs"),
+            "leader-elect": "false",
+        }
+        if self.profile == "hardened":
+            self.scheduler_flags["profiling"] = "false"  # CIS 1.4.1; insecure keeps the default (on)
+        self._spawn("kube-scheduler", [str(self.binaries.scheduler)] + [f"--{k}={v}" for k, v in self.scheduler_flags.items()])
+
+    def _grant_node_rbac(self) -> None:
+        rbac = "/apis/rbac.authorization.k8s.io/v1/clusterrolebindings"
+        if self.profile == "hardened":
+            # The API server's own client reaches kubelets for logs, exec and the node proxy.
+            binding = {"metadata": {"name": "kubeproof:apiserver-kubelet-admin"},
+                       "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "ClusterRole", "name": "system:kubelet-api-admin"},
+                       "subjects": [{"apiGroup": "rbac.authorization.k8s.io", "kind": "User", "name": "kube-apiserver-kubelet-client"}]}
+        else:
+            # Without the Node authorizer, kubelets need RBAC to register and report.
+            binding = {"metadata": {"name": "kubeproof:nodes"},
+                       "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "ClusterRole", "name": "system:node"},
+                       "subjects": [{"apiGroup": "rbac.authorization.k8s.io", "kind": "Group", "name": "system:nodes"}]}
+        self._expect(self.api_request("POST", rbac, binding), f"bind {binding['metadata']['name']}")
+
+    def _start_nodes(self) -> None:
+        own_hostname = own_hostname_supported()
+        for index in range(self.node_count):
+            node = LocalNode(index, self.workdir / "nodes" / f"node-{index}", own_hostname=own_hostname,
+                             overrides=self.settings.kubelet_overrides.get(index, {}))
+            self.nodes.append(node)
+            argv = node.prepare(self.profile, self.pki, self.server, self._write_kubeconfig)
+            self._spawn(f"kubelet-{node.name}", [str(self.binaries.kubelet)] + argv, preexec=node.preexec())
+
+    def _wait_for_nodes(self) -> None:
+        for node in self.nodes:
+            self._poll(f"the kubelet of node {node.name}", node.ready_probe())
+
+        def all_ready() -> bool:
+            status, answer = self.api_request("GET", "/api/v1/nodes")
+            ready = {n["metadata"]["name"] for n in answer.get("items", []) if any(
+                c.get("type") == "Ready" and c.get("status") == "True" for c in n.get("status", {}).get("conditions", []))}
+            return status == 200 and ready >= {node.name for node in self.nodes}
+
+        self._poll("every node Ready", all_ready)
+
+    def node_states(self) -> list[dict]:
+        """Each node's name, address, ports, flags and files (also for a cluster attached from state)."""
+        return [node.state() for node in self.nodes] or list(self.attached_nodes)
+
+    def stop_node(self, name: str) -> None:
+        """Stops one node's kubelet and leaves the rest running (a node that dies mid-audit)."""
+        for process in [p for p in self.processes if p.name == f"kubelet-{name}"]:
+            self._stop_process(process)
+            self.processes.remove(process)
+
     def client_kubeconfig(self, user: str, groups: tuple[str, ...] = ()) -> Path:
         """A kubeconfig for another identity, signed by this cluster's CA (tests of least privilege)."""
         safe = "".join(c if c.isalnum() else "-" for c in user)
@@ -444,8 +534,8 @@ class EmbeddedCluster:
         return self._write_kubeconfig(self.workdir / f"user-{safe}.kubeconfig", user, pair, context=f"{safe}@embedded")
 
     # -- readiness --------------------------------------------------------------------------------
-    def _tls_context(self, client: KeyPair) -> ssl.SSLContext:
-        context = ssl.create_default_context(cafile=str(self.ca.cert))
+    def _tls_context(self, client: KeyPair, ca: KeyPair | None = None) -> ssl.SSLContext:
+        context = ssl.create_default_context(cafile=str((ca or self.ca).cert))
         context.load_cert_chain(str(client.cert), str(client.key))
         return context
 
@@ -469,7 +559,7 @@ class EmbeddedCluster:
         raise ControlPlaneError(f"{what} not ready after {timeout:.0f} s (last: {last})")
 
     def _wait_for_etcd(self) -> None:
-        context = self._tls_context(self.etcd_client)
+        context = self._tls_context(self.etcd_client, self.etcd_ca)
 
         def healthy() -> bool:
             with urllib.request.urlopen(f"{self.etcd_endpoint}/health", context=context, timeout=2) as response:
@@ -555,10 +645,14 @@ class EmbeddedCluster:
             "apiserver_flags": self.apiserver_flags,
             "etcd_flags": self.etcd_flags,
             "controller_manager_flags": self.controller_manager_flags,
+            "scheduler_flags": self.scheduler_flags,
+            "nodes": [node.state() for node in self.nodes],
             "ca": [str(self.ca.cert), str(self.ca.key)],
+            "etcd_ca": [str(self.etcd_ca.cert), str(self.etcd_ca.key)],
             "admin": [str(self.admin.cert), str(self.admin.key)],
             "suite": [str(self.suite_client.cert), str(self.suite_client.key)],
             "etcd_client": [str(self.etcd_client.cert), str(self.etcd_client.key)],
+            "nobody": [str(self.nobody_client.cert), str(self.nobody_client.key)],
             "kubernetes": self.binaries.kubernetes_version,
             "etcd_version": self.binaries.etcd_version,
         }
@@ -580,9 +674,13 @@ class EmbeddedCluster:
         cluster.apiserver_flags = state["apiserver_flags"]
         cluster.etcd_flags = state["etcd_flags"]
         cluster.controller_manager_flags = state["controller_manager_flags"]
+        cluster.scheduler_flags = state.get("scheduler_flags", {})
+        cluster.attached_nodes = state.get("nodes", [])
         cluster.ca, cluster.admin, cluster.etcd_client, cluster.suite_client = (
             KeyPair(Path(state[k][0]), Path(state[k][1])) for k in ("ca", "admin", "etcd_client", "suite")
         )
+        cluster.etcd_ca = KeyPair(Path(state["etcd_ca"][0]), Path(state["etcd_ca"][1]))
+        cluster.nobody_client = KeyPair(Path(state["nobody"][0]), Path(state["nobody"][1])) if "nobody" in state else None
         cluster.binaries = Binaries(Path("."), state["kubernetes"], state["etcd_version"])
         return cluster
 
@@ -594,6 +692,17 @@ class EmbeddedCluster:
         })
         if status not in (201, 409):
             raise ControlPlaneError(f"could not write the canary secret: {status} {answer.get('message')}")
+
+    def _loosen_files(self) -> None:
+        """Insecure: credentials and settings readable by every account, as a careless install leaves
+        them (CIS 1.1 and 4.1 prove they notice)."""
+        loose = [self.workdir / name for name in ("admin.kubeconfig", "scheduler.kubeconfig", "controller-manager.kubeconfig")]
+        loose += sorted((self.workdir / "pki").glob("*.key"))
+        for node in self.nodes:
+            loose += [node.kubeconfig, node.config_path]
+        for path in loose:
+            path.chmod(0o644)
+        Path(self.etcd_flags["data-dir"]).chmod(0o755)
 
     def _seed_rbac_violations(self) -> None:
         rbac = "/apis/rbac.authorization.k8s.io/v1"

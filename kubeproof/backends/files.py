@@ -1,0 +1,67 @@
+"""File facts for the node file controls (kubeproof.checks.node_files): what stat says of a path, as
+plain dicts, on this machine (the embedded cluster's own files) or inside a kind node (docker exec)."""
+
+from __future__ import annotations
+
+import grp
+import os
+import pwd
+import stat
+from pathlib import Path
+
+
+def _name(lookup, number: int) -> str | None:
+    try:
+        return lookup(number)[0]
+    except KeyError:
+        return None
+
+
+def stat_fact(role: str, path: str | Path) -> dict:
+    """The fact of one local path; a path that is not there is reported absent (no reason given)."""
+    try:
+        info = os.stat(path)
+    except FileNotFoundError:
+        return {"role": role, "path": str(path), "exists": False}
+    return {"role": role, "path": str(path), "exists": True, "mode": stat.S_IMODE(info.st_mode),
+            "uid": info.st_uid, "gid": info.st_gid, "user": _name(pwd.getpwuid, info.st_uid),
+            "group": _name(grp.getgrgid, info.st_gid), "is_dir": stat.S_ISDIR(info.st_mode)}
+
+
+def absent(role: str, path: str, reason: str) -> dict:
+    """A file the role names that this cluster does not have, and why it need not."""
+    return {"role": role, "path": path, "exists": False, "absent_reason": reason}
+
+
+def pki_facts(folder: Path, dir_role: str, cert_role: str, key_role: str) -> list[dict]:
+    """The PKI folder and everything under it (ownership), its certificates and its keys (modes)."""
+    facts = [stat_fact(dir_role, folder)]
+    for path in sorted(folder.rglob("*")):
+        facts.append(stat_fact(dir_role, path))
+        if path.suffix in (".crt", ".pem", ".pub") and not path.name.endswith("-key.pem"):
+            facts.append(stat_fact(cert_role, path))
+        elif path.suffix == ".key" or path.name.endswith("-key.pem"):
+            facts.append(stat_fact(key_role, path))
+    return facts
+
+
+STAT_FORMAT = "%a|%u|%g|%U|%G|%F|%n"
+
+
+def parse_stat_lines(roles_by_path: dict[str, list[str]], text: str) -> list[dict]:
+    """Facts from `stat -c STAT_FORMAT` output (one line per path, as run inside a node). A path
+    stat did not list is left out: the caller reports it absent or not visible."""
+    facts = []
+    for line in text.splitlines():
+        parts = line.split("|", 6)
+        if len(parts) != 7 or parts[6] not in roles_by_path:
+            continue
+        mode, uid, gid, user, group, kind, path = parts
+        try:
+            fact = {"path": path, "exists": True, "mode": int(mode, 8), "uid": int(uid), "gid": int(gid),
+                    "user": None if user == "UNKNOWN" else user, "group": None if group == "UNKNOWN" else group,
+                    "is_dir": kind == "directory"}
+        except ValueError:
+            continue
+        facts.extend(dict(fact, role=role) for role in roles_by_path[path])
+    return facts
