@@ -39,4 +39,4 @@ e2e: controlplane browser
 	$(PY) -m pytest tests_e2e
 
 clean:
-	rm -rf $(VENV) reports/*.html reports/*.json
+	rm -rf $(VENV) reports/*/ reports/.*.partial

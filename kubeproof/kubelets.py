@@ -14,6 +14,7 @@ asked again, so dead nodes cost one timeout each, all at once."""
 
 from __future__ import annotations
 
+import asyncio
 import json
 import socket
 import ssl
@@ -46,21 +47,28 @@ class Endpoint:
         return f"https://{host}:{self.port}"
 
 
+def _mapping(value) -> dict:
+    return value if isinstance(value, dict) else {}
+
+
 def endpoint_of(node: dict) -> Endpoint:
     """The kubelet's address (the node's InternalIP, else ExternalIP, else Hostname) and port, as
-    the node reports them in its status."""
-    name = str(((node.get("metadata") or {}).get("name")) or "?")
-    status = node.get("status") if isinstance(node.get("status"), dict) else {}
+    the node reports them in its status. Any other shape is a problem, never a guess."""
+    node = _mapping(node)
+    name = str(_mapping(node.get("metadata")).get("name") or "?")
+    status = _mapping(node.get("status"))
     addresses = status.get("addresses") if isinstance(status.get("addresses"), list) else []
     by_type: dict[str, str] = {}
     for entry in addresses:
-        if isinstance(entry, dict) and isinstance(entry.get("address"), str):
+        if isinstance(entry, dict) and isinstance(entry.get("address"), str) and entry["address"]:
             by_type.setdefault(str(entry.get("type")), entry["address"])
     address = by_type.get("InternalIP") or by_type.get("ExternalIP") or by_type.get("Hostname")
-    port = ((status.get("daemonEndpoints") or {}).get("kubeletEndpoint") or {}).get("Port")
+    port = _mapping(_mapping(status.get("daemonEndpoints")).get("kubeletEndpoint")).get("Port")
+    if name == "?":
+        return Endpoint(name, None, None, "the node object has no name")
     if not address:
         return Endpoint(name, None, None, "the node reports no address in its status")
-    if not isinstance(port, int) or not 0 < port < 65536:
+    if not isinstance(port, int) or isinstance(port, bool) or not 0 < port < 65536:
         return Endpoint(name, address, None, f"the node reports no kubelet port (daemonEndpoints: {port!r})")
     return Endpoint(name, address, port)
 
@@ -100,6 +108,7 @@ class KubeletFacts:
     flagz_source: str = ""
     flagz_problem: str | None = None
     serving: Reply | None = None  # the first authenticated request: did the cluster's CA verify the kubelet?
+    client_certificate: Reply | None = None  # that request, when the suite authenticates with a certificate
     anonymous_pods: Reply | None = None
     no_rights_pods: Reply | None = None
     read_only: Reply | None = None
@@ -126,6 +135,7 @@ class _Client:
         urllib3.disable_warnings(urllib3.exceptions.InsecureRequestWarning)
         self._unverified = urllib3.PoolManager(cert_reqs=ssl.CERT_NONE, **common)
         self._auth_headers = auth_headers or (lambda: {})
+        self.uses_certificate = bool(cert_file and ca_file)
 
     def get(self, url: str, path: str, credentials: bool, extra_headers=None) -> Reply:
         request = f"GET {url}{path}" + ("" if credentials else " (no credentials)")
@@ -158,11 +168,20 @@ def _short(error: Exception) -> str:
     return text.split(": ", 1)[-1][:300] if "object at 0x" in text else text[:300]
 
 
-def handshake_completes(address: str, port: int, timeout: float) -> str | None:
-    """None when a TLS handshake with the kubelet completes in time; else why not."""
-    context = ssl.create_default_context()
+def _handshake_only() -> ssl.SSLContext:
+    # Whether a TLS server answers at all; nothing is sent over it, so nothing needs verifying.
+    context = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
     context.check_hostname = False
     context.verify_mode = ssl.CERT_NONE
+    return context
+
+
+_HANDSHAKE = _handshake_only()
+
+
+def handshake_completes(address: str, port: int, timeout: float) -> str | None:
+    """None when a TLS handshake with the kubelet completes in time; else why not."""
+    context = _HANDSHAKE
     try:
         with socket.create_connection((address, port), timeout=timeout) as raw:
             raw.settimeout(timeout)
@@ -195,6 +214,54 @@ def read_only_port_answer(address: str, port: int, timeout: float) -> Reply:
     return Reply(request, status, error=None if status else f"not an HTTP answer: {head[:40]!r}")
 
 
+SWEEP_CONCURRENCY = 2048
+
+
+def _raise_open_files(wanted: int) -> int:
+    """Lifts the soft limit on open files towards `wanted` (never above the hard limit); returns
+    how many connections may be open at once, leaving room for everything else."""
+    try:
+        import resource
+
+        soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+        target = wanted + 256 if hard == resource.RLIM_INFINITY else min(hard, wanted + 256)
+        if target > soft:
+            resource.setrlimit(resource.RLIMIT_NOFILE, (target, hard))
+            soft = target
+        return max(16, min(wanted, soft - 256))
+    except (ImportError, ValueError, OSError):
+        return 256
+
+
+def sweep(endpoints: list[Endpoint], timeout: float, concurrency: int) -> dict[str, str]:
+    """TLS handshakes with every kubelet at once (at most `concurrency` open); returns the nodes
+    whose kubelet did not complete one within `timeout`, with the reason. Those are not asked again."""
+    if not endpoints:
+        return {}
+    limit = _raise_open_files(min(concurrency, len(endpoints)))
+    context = _HANDSHAKE
+
+    async def one(endpoint: Endpoint, gate: asyncio.Semaphore):
+        async with gate:
+            try:
+                _, writer = await asyncio.wait_for(asyncio.open_connection(
+                    endpoint.address, endpoint.port, ssl=context, server_hostname=endpoint.address), timeout)
+            except ConnectionRefusedError:
+                return endpoint.node, f"connection refused at {endpoint.address}:{endpoint.port}"
+            except (asyncio.TimeoutError, TimeoutError):
+                return endpoint.node, f"no answer from {endpoint.address}:{endpoint.port} within {timeout:g} s"
+            except (OSError, ssl.SSLError) as error:
+                return endpoint.node, f"{endpoint.address}:{endpoint.port}: {error}"
+            writer.close()
+            return endpoint.node, None
+
+    async def every():
+        gate = asyncio.Semaphore(limit)
+        return await asyncio.gather(*(one(e, gate) for e in endpoints))
+
+    return {node: why for node, why in asyncio.run(every()) if why}
+
+
 class Kubelets:
     """Asks every node's kubelet once per session; tests read the answers."""
 
@@ -210,6 +277,7 @@ class Kubelets:
         self._lock = threading.Lock()
         self.proxy_used = False
         self.seconds = 0.0
+        self._silent: dict[str, str] = {}  # node -> why its kubelet did not complete a handshake
 
     def facts(self, node: dict) -> KubeletFacts:
         name = str((node.get("metadata") or {}).get("name"))
@@ -222,8 +290,12 @@ class Kubelets:
         return cached
 
     def ask_all(self, nodes: list[dict]) -> None:
-        """Asks every node at once (a bounded number at a time), so the tests find the answers."""
+        """Asks every node (a bounded number at a time), so the tests find the answers. First one TLS
+        handshake per kubelet, thousands at once: a dead node costs one handshake timeout, paid
+        alongside every other dead node's, instead of a worker's time for each of its requests."""
         began = time.monotonic()
+        endpoints = [endpoint_of(node) for node in nodes]
+        self._silent.update(sweep([e for e in endpoints if not e.problem], self.timeout, SWEEP_CONCURRENCY))
         with ThreadPoolExecutor(max_workers=max(1, min(self.workers, len(nodes)))) as pool:
             list(pool.map(self.facts, nodes))
         self.seconds = time.monotonic() - began
@@ -237,7 +309,10 @@ class Kubelets:
         if endpoint.problem:
             facts.configz_problem = facts.flagz_problem = endpoint.problem
             return facts
-        unreachable = handshake_completes(endpoint.address, endpoint.port, self.timeout)
+        if endpoint.node in self._silent:
+            unreachable = self._silent[endpoint.node]
+        else:
+            unreachable = handshake_completes(endpoint.address, endpoint.port, self.timeout)
         if unreachable:
             facts.configz_problem = facts.flagz_problem = f"the kubelet did not answer: {unreachable}"
             facts.anonymous_pods = Reply(f"GET {endpoint.url}/pods (no credentials)", error=unreachable)
@@ -259,6 +334,8 @@ class Kubelets:
         reply = self._client.get(url, "/configz", credentials=True)
         facts.replies.append(reply.summary())
         facts.serving = reply if reply.verified is not None else None
+        if self._client.uses_certificate:
+            facts.client_certificate = reply
         source = "the kubelet's /configz, read directly with the suite's credentials"
         verified = reply.verified is not False
         if not verified:

@@ -1,7 +1,7 @@
 """End-to-end: the control-plane, audit-logging and version-currency practices run as a user runs
 them, against real embedded clusters.
 
-- hardened: every case passes or is exempt with a reason (no kube-scheduler, no nodes), and the audit
+- hardened: every case passes (the cluster runs a kube-scheduler and nodes), and the audit
   proof finds the suite's own request in the API server's audit log, at Metadata, without bodies;
 - insecure: exactly the expected controls fail (anonymous auth on, no Node authorizer, no
   NodeRestriction, no audit log or policy, and the CIS extras the hardened profile adds);
@@ -81,9 +81,8 @@ ALL_CONFIGURATION_CASES = (
     | {("test_audit_policy_records_every_request", ("3.2.1",)),
        ("test_audit_policy_keeps_secrets_and_tokens_out_of_the_log", ("3.2.2",))}
 )
-# Exempt on the embedded cluster: it runs no kube-scheduler and has no nodes (AlwaysPullImages protects
-# images cached on nodes).
-EMBEDDED_EXEMPT = cases(SCHEDULER, control_plane.rows_for(control_plane.SCHEDULER)) | {(API, ("1.2.11",))}
+# Nothing is exempt any more: the embedded cluster runs a kube-scheduler and nodes.
+EMBEDDED_EXEMPT: set = set()
 
 
 def test_hardened_cluster_passes_and_its_audit_log_holds_the_suites_request(hardened_cluster, tmp_path):
@@ -122,10 +121,12 @@ INSECURE_FAILS = {
     (API, ("1.2.5",)): ("--kubelet-certificate-authority", "not set"),
     (API, ("1.2.7",)): ("--authorization-mode", "RBAC"),
     (API, ("1.2.9",)): ("--enable-admission-plugins", "EventRateLimit not enabled"),
+    (API, ("1.2.11",)): ("--enable-admission-plugins", "AlwaysPullImages not enabled"),
     (API, ("1.2.14",)): ("--enable-admission-plugins", "NodeRestriction not enabled"),
     (API, ("1.2.29",)): ("--tls-cipher-suites", "not set (defaults to Go's default list, which includes CBC-mode suites)"),
     (API, ("1.2.30",)): ("--service-account-extend-token-expiration", "not set (defaults to true)"),
     (MANAGER, ("1.3.1",)): ("--terminated-pod-gc-threshold", "not set (defaults to 12500)"),
+    (SCHEDULER, ("1.4.1",)): ("--profiling", "not set (defaults to true)"),
     (AUDIT_FLAGS, ("1.2.16",)): ("--audit-log-path", "not set (and no --audit-webhook-config-file)"),
     (AUDIT_FLAGS, ("1.2.17",)): ("--audit-log-path", "not set: there is no audit log file to keep"),
     (AUDIT_FLAGS, ("1.2.18",)): ("--audit-log-path", "not set: there is no audit log file to keep"),
@@ -148,7 +149,7 @@ def test_insecure_cluster_fails_exactly_the_expected_controls(insecure_cluster, 
         assert [(f["path"], f["observed"]) for f in record["findings"]][0] == (path, observed), record
         for finding in record["findings"]:
             assert set(finding["controls"]) <= set(cis)
-            assert finding["object"]["name"] in ("kube-apiserver", "kube-controller-manager")
+            assert finding["object"]["name"] in ("kube-apiserver", "kube-controller-manager", "kube-scheduler")
             assert finding["remediation"] and finding["expected"]
     assert "test_api_server_setting[1.2.7]" in run.output  # the failure is named in the terminal too
 

@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 from conftest import ROOT
 
-COMPONENTS = (b"etcd", b"kube-apiserver", b"kube-controller-manager")
+COMPONENTS = (b"etcd", b"kube-apiserver", b"kube-controller-manager", b"kube-scheduler", b"kubeproof-kubelet")
 
 
 def _processes_under(folder: Path) -> list[str]:

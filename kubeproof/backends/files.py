@@ -33,35 +33,48 @@ def absent(role: str, path: str, reason: str) -> dict:
     return {"role": role, "path": path, "exists": False, "absent_reason": reason}
 
 
+def pki_roles(path: str | Path, dir_role: str, cert_role: str, key_role: str) -> list[str]:
+    """The roles of one path under the PKI folder: the folder's (ownership), and a certificate's or
+    a key's (modes) by its name."""
+    name = Path(path).name
+    if name.endswith((".crt", ".pem", ".pub")) and not name.endswith("-key.pem"):
+        return [dir_role, cert_role]
+    if name.endswith((".key", "-key.pem")):
+        return [dir_role, key_role]
+    return [dir_role]
+
+
 def pki_facts(folder: Path, dir_role: str, cert_role: str, key_role: str) -> list[dict]:
     """The PKI folder and everything under it (ownership), its certificates and its keys (modes)."""
     facts = [stat_fact(dir_role, folder)]
     for path in sorted(folder.rglob("*")):
-        facts.append(stat_fact(dir_role, path))
-        if path.suffix in (".crt", ".pem", ".pub") and not path.name.endswith("-key.pem"):
-            facts.append(stat_fact(cert_role, path))
-        elif path.suffix == ".key" or path.name.endswith("-key.pem"):
-            facts.append(stat_fact(key_role, path))
+        facts += [stat_fact(role, path) for role in pki_roles(path, dir_role, cert_role, key_role)]
     return facts
 
 
 STAT_FORMAT = "%a|%u|%g|%U|%G|%F|%n"
 
 
-def parse_stat_lines(roles_by_path: dict[str, list[str]], text: str) -> list[dict]:
-    """Facts from `stat -c STAT_FORMAT` output (one line per path, as run inside a node). A path
-    stat did not list is left out: the caller reports it absent or not visible."""
-    facts = []
+def stat_lines(text: str) -> list[tuple[str, dict]]:
+    """(path, fact without a role) for each line of `stat -c STAT_FORMAT` output, in its order;
+    lines of another shape (a warning, a path with a newline in it) are passed over."""
+    seen = []
     for line in text.splitlines():
         parts = line.split("|", 6)
-        if len(parts) != 7 or parts[6] not in roles_by_path:
+        if len(parts) != 7 or not parts[6]:
             continue
         mode, uid, gid, user, group, kind, path = parts
         try:
             fact = {"path": path, "exists": True, "mode": int(mode, 8), "uid": int(uid), "gid": int(gid),
-                    "user": None if user == "UNKNOWN" else user, "group": None if group == "UNKNOWN" else group,
-                    "is_dir": kind == "directory"}
+                    "user": None if user in ("UNKNOWN", "") else user,
+                    "group": None if group in ("UNKNOWN", "") else group, "is_dir": kind == "directory"}
         except ValueError:
             continue
-        facts.extend(dict(fact, role=role) for role in roles_by_path[path])
-    return facts
+        seen.append((path, fact))
+    return seen
+
+
+def parse_stat_lines(roles_by_path: dict[str, list[str]], text: str) -> list[dict]:
+    """Facts from `stat -c STAT_FORMAT` output (one line per path, as run inside a node). A path
+    stat did not list is left out: the caller reports it absent or not visible."""
+    return [dict(fact, role=role) for path, fact in stat_lines(text) for role in roles_by_path.get(path, ())]

@@ -10,7 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from kubeproof.checks import kubelet
-from kubeproof.results import Finding, ObjectRef
+from kubeproof.results import Finding, NotVerified, ObjectRef
 
 ON, OFF = "on", "off"
 
@@ -55,6 +55,15 @@ def authorization_enforced(probe: Outcome | None) -> str | None:
     return None
 
 
+def client_certificates_accepted(probe: Outcome | None) -> str | None:
+    """4.2.3: the suite's own request, made with a client certificate the cluster's CA signed, to a
+    kubelet whose serving certificate verified. 401: the kubelet does not know the cluster's CA for
+    clients. Any other answer: the certificate was recognised."""
+    if probe is None or probe.status is None or probe.verified is not True:
+        return None
+    return OFF if probe.status == 401 else ON
+
+
 def read_only_port(probe: Outcome | None) -> str | None:
     """4.2.4: a plain-HTTP GET on the read-only port. Refused: closed; any HTTP answer: open."""
     if probe is None:
@@ -66,8 +75,15 @@ def read_only_port(probe: Outcome | None) -> str | None:
     return None
 
 
-def _configured(control: str, configz, node: str) -> list[Finding]:
-    return kubelet.findings(kubelet.row(control), configz, None, node)
+def _configured(control: str, configz, node: str) -> list[Finding] | None:
+    """The configuration's findings for `control`; None when it cannot be judged from it (the probe
+    may still settle the control, so its unreadable configuration must not hide the probe)."""
+    if configz is None:
+        return None
+    try:
+        return kubelet.findings(kubelet.row(control), configz, None, node)
+    except NotVerified:
+        return None
 
 
 def _finding(control: str, node: str, path: str, observed: str) -> Finding:
@@ -76,23 +92,31 @@ def _finding(control: str, node: str, path: str, observed: str) -> Finding:
 
 
 def judge(node: str, configz, anonymous: Outcome | None, no_rights: Outcome | None,
-          read_only: Outcome | None, serving: Outcome | None) -> tuple[list[Finding], dict]:
-    """Findings for 4.2.1, 4.2.2, 4.2.4 and 4.2.9, and what each probe showed (for the evidence).
-    `configz` may be None (unreadable): a conclusive probe still judges its control; the others then
-    have no finding here, and the caller reports the result not verified."""
+          read_only: Outcome | None, serving: Outcome | None,
+          client_certificate: Outcome | None = None) -> tuple[list[Finding], dict]:
+    """Findings for 4.2.1-4.2.4 and 4.2.9, and what each probe showed (for the evidence).
+    `client_certificate` is the suite's own request when it authenticates with a client certificate
+    (None otherwise: a refused token says nothing about the client CA).
+    `configz` may be None (unreadable): a conclusive probe still judges its control. Controls that
+    neither a probe nor the configuration settled are listed in the evidence under "unsettled"; the
+    caller reports them not verified, never passed."""
     found: list[Finding] = []
     shown: dict = {}
     for control, verdict, bad, what in (
         ("4.2.1", anonymous_requests(anonymous), ON, "an unauthenticated GET /pods"),
         ("4.2.2", authorization_enforced(no_rights), OFF, "GET /pods by an identity with no rights on nodes"),
+        ("4.2.3", client_certificates_accepted(client_certificate), OFF,
+         "a request with a client certificate the cluster's CA signed"),
         ("4.2.4", read_only_port(read_only), ON, "a GET on the read-only port"),
     ):
-        probe = {"4.2.1": anonymous, "4.2.2": no_rights, "4.2.4": read_only}[control]
-        configured = _configured(control, configz, node) if configz is not None else None
+        probe = {"4.2.1": anonymous, "4.2.2": no_rights, "4.2.3": client_certificate, "4.2.4": read_only}[control]
+        configured = _configured(control, configz, node)
         shown[control] = {"probe": what, "answer": _answer(probe), "proves": verdict or "nothing conclusive",
                           "configuration": "not readable" if configured is None else
                           ("falls short" if configured else "compliant")}
         if verdict is None:
+            if configured is None:
+                shown.setdefault("unsettled", []).append(control)
             found += configured or []
         elif verdict == bad:
             claim = "" if configured is None else (
@@ -100,7 +124,7 @@ def judge(node: str, configz, anonymous: Outcome | None, no_rights: Outcome | No
             found.append(_finding(control, node, kubelet.row(control).path, f"{what} answered {_answer(probe)}{claim}"))
         elif configured:
             shown[control]["disagreement"] = "the probe shows the setting in force; the configuration reads otherwise"
-    configured = _configured("4.2.9", configz, node) if configz is not None else None
+    configured = _configured("4.2.9", configz, node)
     if serving is not None and serving.verified is False:
         claim = "" if configured is None else (
             "; the configuration names a certificate file, which the kubelet may have generated itself" if not configured
@@ -109,6 +133,8 @@ def judge(node: str, configz, anonymous: Outcome | None, no_rights: Outcome | No
                               f"a serving certificate the cluster's CA does not verify{claim}"))
         shown["4.2.9"] = {"probe": "TLS handshake with the cluster's CA", "answer": "not verified"}
     else:
+        if configured is None and not (serving is not None and serving.verified):
+            shown.setdefault("unsettled", []).append("4.2.9")
         found += configured or []
         if serving is not None and serving.verified:
             shown["4.2.9"] = {"probe": "TLS handshake with the cluster's CA", "answer": "verified"}
@@ -125,4 +151,4 @@ def _answer(probe: Outcome | None) -> str:
     return f"HTTP {probe.status}"
 
 
-PROBED = ("4.2.1", "4.2.2", "4.2.4", "4.2.9")
+PROBED = ("4.2.1", "4.2.2", "4.2.3", "4.2.4", "4.2.9")

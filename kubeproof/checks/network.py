@@ -27,6 +27,8 @@ CNI_CONTROLS = ("5.3.1",)
 INGRESS_CONTROLS = ("5.3.2",)
 UNKNOWN_CNI = "could not tell which CNI runs; check that it enforces NetworkPolicy"
 NO_NODES = "the cluster has no nodes, so it has no pod network to enforce NetworkPolicy on"
+FAKE_RUNTIME = ("the embedded cluster's pods run on a fake container runtime and have no network at all, so "
+                "there is no traffic for a NetworkPolicy to stop")
 # The API server labels every namespace with its own name (since 1.22): `Exists` on it is every namespace.
 NAMESPACE_NAME_LABEL = "kubernetes.io/metadata.name"
 APP_LABELS = ("k8s-app", "app", "name", "component", "app.kubernetes.io/name")

@@ -226,6 +226,9 @@ class EmbeddedCluster:
         for process in reversed(self.processes):
             self._stop_process(process)
         self.processes.clear()
+        sockets = getattr(self, "_sockets", None)
+        if sockets is not None and not str(sockets).startswith(str(self.workdir)):
+            shutil.rmtree(sockets, ignore_errors=True)
         if self._owns_workdir and self.workdir and os.environ.get("KUBEPROOF_KEEP_CONTROLPLANE") != "1":
             shutil.rmtree(self.workdir, ignore_errors=True)
 
@@ -483,27 +486,34 @@ class EmbeddedCluster:
         self._spawn("kube-scheduler", [str(self.binaries.scheduler)] + [f"--{k}={v}" for k, v in self.scheduler_flags.items()])
 
     def _grant_node_rbac(self) -> None:
-        rbac = "/apis/rbac.authorization.k8s.io/v1/clusterrolebindings"
         if self.profile == "hardened":
-            # The API server's own client reaches kubelets for logs, exec and the node proxy.
-            binding = {"metadata": {"name": "kubeproof:apiserver-kubelet-admin"},
-                       "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "ClusterRole", "name": "system:kubelet-api-admin"},
-                       "subjects": [{"apiGroup": "rbac.authorization.k8s.io", "kind": "User", "name": "kube-apiserver-kubelet-client"}]}
-        else:
-            # Without the Node authorizer, kubelets need RBAC to register and report.
-            binding = {"metadata": {"name": "kubeproof:nodes"},
-                       "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "ClusterRole", "name": "system:node"},
-                       "subjects": [{"apiGroup": "rbac.authorization.k8s.io", "kind": "Group", "name": "system:nodes"}]}
-        self._expect(self.api_request("POST", rbac, binding), f"bind {binding['metadata']['name']}")
+            return  # the Node authorizer covers the kubelets; the suite reads them directly, not via the API server
+        # Without the Node authorizer, kubelets need RBAC to register and report.
+        binding = {"metadata": {"name": "kubeproof:nodes"},
+                   "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "ClusterRole", "name": "system:node"},
+                   "subjects": [{"apiGroup": "rbac.authorization.k8s.io", "kind": "Group", "name": "system:nodes"}]}
+        self._expect(self.api_request("POST", "/apis/rbac.authorization.k8s.io/v1/clusterrolebindings", binding),
+                     f"bind {binding['metadata']['name']}")
 
     def _start_nodes(self) -> None:
         own_hostname = own_hostname_supported()
         for index in range(self.node_count):
             node = LocalNode(index, self.workdir / "nodes" / f"node-{index}", own_hostname=own_hostname,
-                             overrides=self.settings.kubelet_overrides.get(index, {}))
+                             overrides=self.settings.kubelet_overrides.get(index, {}),
+                             sockets=None if self._socket_folder() == self.workdir / "nodes" else self._socket_folder())
             self.nodes.append(node)
             argv = node.prepare(self.profile, self.pki, self.server, self._write_kubeconfig)
             self._spawn(f"kubelet-{node.name}", [str(self.binaries.kubelet)] + argv, preexec=node.preexec())
+
+    def _socket_folder(self) -> Path:
+        """Where the nodes' runtime sockets go: a unix socket's path has room for about 100 bytes, and a
+        work folder under a long TMPDIR leaves none; then a short folder of its own under /tmp."""
+        if not hasattr(self, "_sockets"):
+            self._sockets = self.workdir / "nodes"
+            # The longest: the kubelet's pods API socket, <root>/pods-api/<ten digits>.
+            if len(str(self._sockets / "node-00" / "root" / "pods-api" / "0123456789")) > 100:
+                self._sockets = Path(tempfile.mkdtemp(prefix="kp-", dir="/tmp"))
+        return self._sockets
 
     def _wait_for_nodes(self) -> None:
         for node in self.nodes:

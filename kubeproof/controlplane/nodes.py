@@ -36,6 +36,18 @@ STRONG_CIPHERS = (
 )
 
 
+# An override value that stands for this node's own free port (the read-only port, opened).
+OPEN_PORT = "open-port"
+
+
+def _set_path(config: dict, dotted: str, value) -> None:
+    """Sets `a.b.c` in a nested mapping, making the mappings on the way."""
+    *parents, last = dotted.split(".")
+    for key in parents:
+        config = config.setdefault(key, {})
+    config[last] = value
+
+
 def node_address(index: int) -> str:
     """The loopback address of node `index` (0-based); 127.0.0.1 stays the control plane's."""
     return f"127.0.0.{index + 2}"
@@ -91,7 +103,7 @@ def kubelet_configuration(profile: str, node: "LocalNode", ca: Path) -> dict:
         "port": node.port,
         "healthzBindAddress": node.address,
         "healthzPort": node.healthz_port,
-        "containerRuntimeEndpoint": f"unix://{node.folder / 'cri.sock'}",
+        "containerRuntimeEndpoint": f"unix://{node.socket}",
         "podLogsDir": str(node.folder / "pod-logs"),
         # The stub container manager makes no cgroups, and this host may mount cgroup v1.
         "cgroupsPerQOS": False,
@@ -166,6 +178,9 @@ class LocalNode:
     flags: dict[str, str] = field(default_factory=dict)
     own_hostname: bool = True
     overrides: dict = field(default_factory=dict)
+    # Where the node's unix sockets live (the runtime's, and the kubelet's under its root folder): a
+    # socket's path has room for about 100 bytes. Default: the node's own folder.
+    sockets: Path | None = None
 
     @property
     def address(self) -> str:
@@ -174,6 +189,14 @@ class LocalNode:
     @property
     def name(self) -> str:
         return self.address
+
+    @property
+    def socket(self) -> Path:
+        return self.short_folder / "cri.sock"
+
+    @property
+    def short_folder(self) -> Path:
+        return self.sockets / f"node-{self.index}" if self.sockets else self.folder
 
     @property
     def config_path(self) -> Path:
@@ -186,8 +209,9 @@ class LocalNode:
     def prepare(self, profile: str, pki: Pki, server: str, write_kubeconfig) -> list[str]:
         """Writes the node's certificates, kubeconfig and configuration; returns its command line."""
         self.folder.mkdir(parents=True, exist_ok=True)
-        for sub in ("pki", "pod-logs", "root"):
+        for sub in ("pki", "pod-logs"):
             (self.folder / sub).mkdir(exist_ok=True)
+        (self.short_folder / "root").mkdir(parents=True, exist_ok=True)
         self.port = self.port or free_port_on(self.address)
         self.healthz_port = self.healthz_port or free_port_on(self.address)
         self.read_only_port = self.read_only_port or free_port_on(self.address)
@@ -197,13 +221,15 @@ class LocalNode:
                                  organizations=("system:nodes",), server=True, hosts=(self.address, self.name))
         write_kubeconfig(self.kubeconfig, f"system:node:{self.name}", self.client)
         config = kubelet_configuration(profile, self, pki.ca.cert)
-        config.update({k: v for k, v in self.overrides.items() if not k.startswith("--")})
+        for key, value in self.overrides.items():
+            if not key.startswith("--"):
+                _set_path(config, key, self.read_only_port if value == OPEN_PORT else value)
         self.config_path.write_text(yaml.safe_dump(config, sort_keys=False))
         self.config_path.chmod(0o600)
         self.flags = {
             "config": str(self.config_path),
             "kubeconfig": str(self.kubeconfig),
-            "root-dir": str(self.folder / "root"),
+            "root-dir": str(self.short_folder / "root"),
             "cert-dir": str(self.folder / "pki"),
         }
         if profile == "insecure":
