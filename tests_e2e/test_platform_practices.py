@@ -1,10 +1,14 @@
 """Platform practices end to end: node agents (monitoring), service-mesh mutual TLS, and network
 enforcement, against one hardened embedded cluster the module seeds.
 
-The embedded cluster has no kubelet and no scheduler, so this module plays both, writing only what
-they would write through the API: Node objects with a Ready condition (and a heartbeat, so the node
-lifecycle controller keeps them Ready), a Binding for each DaemonSet pod, and each pod's status. The
-real DaemonSet controller creates the pods and reports the DaemonSet's status the suite then judges.
+The cluster runs three real nodes (upstream kubelets on a fake container runtime) and its own
+kube-scheduler: the DaemonSet controller makes the agents' pods, the scheduler binds them, the kubelets
+run them and report their status, and the controller reports the DaemonSet status the suite judges.
+The module only does what an operator or an outside controller would do through the API: it taints
+the third node (dedicated=db:NoSchedule), so an agent without tolerations runs on two nodes and one
+that tolerates every taint on three; and it plays the controller behind a readiness gate the agents'
+pods carry, setting that gate's condition on every agent pod but one (seeded: that pod never gets
+ready) and then on that one too (fixed).
 
 Three audits of the same cluster: pristine (nothing to prove: every test skipped or exempt, none
 passed), seeded (exactly the seeded violations fail), and fixed (everything passes)."""
@@ -14,26 +18,34 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
-import threading
 import time
 from pathlib import Path
 
 import pytest
 from conftest import ROOT, SuiteRun, object_name
 
+from kubeproof.checks.network import FAKE_RUNTIME
 from kubeproof.controlplane import EmbeddedCluster
+from kubeproof.controlplane.nodes import node_address
 
 TEST_FILES = ("tests_cluster/test_monitoring.py", "tests_cluster/test_service_mesh.py", "tests_cluster/test_network.py")
 APPS = "/apis/apps/v1"
 NETPOL = "/apis/networking.k8s.io/v1"
 ISTIO = "/apis/security.istio.io/v1"
 STRATEGIC = "application/strategic-merge-patch+json"
-WAIT_SECONDS = 30.0
+WAIT_SECONDS = 60.0
 NOWHERE = {"e2e.kubeproof.dev/never": "true"}  # a nodeSelector no node matches: objects that need not run
 
-NODES = {"node-a": [], "node-b": [], "node-c": [{"key": "dedicated", "value": "db", "effect": "NoSchedule"}]}
+NODE_COUNT = 3
+NODES = [node_address(i) for i in range(NODE_COUNT)]  # 127.0.0.2, 127.0.0.3, 127.0.0.4
+DEDICATED = {"key": "dedicated", "value": "db", "effect": "NoSchedule"}  # on the third node
+UNTAINTED = NODES[:2]
+NOT_READY_NODE = NODES[1]  # seeded: the node-agent pod here never gets ready
+READINESS_GATE = "e2e.kubeproof.dev/ready"  # a condition no kubelet sets: the module plays its controller
+# Left without Pod Security labels, the namespace gets the cluster default (privileged), as node agents
+# need; the hardened profile labels only the built-in namespaces restricted.
 MONITORING_NS = "e2e-monitoring"
-AGENT = "node-agent"  # tolerates nothing extra: node-a and node-b
+AGENT = "node-agent"  # tolerates nothing extra: the two untainted nodes
 SECURITY_AGENT = "security-agent"  # tolerates every taint: all three nodes
 BASELINE_PRISTINE = """\
 isolation:
@@ -55,15 +67,11 @@ monitoring:
 """
 
 
-# -- talking to the cluster as its admin, its kubelet and its scheduler ---------------------------------
+# -- talking to the cluster as its admin and as the readiness gate's controller -----------------------
 def _ok(cluster, method, path, body=None, content_type=None, expect=(200, 201)):
     status, answer = cluster.api_request(method, path, body, content_type=content_type)
     assert status in expect, (method, path, status, answer.get("message"))
     return answer
-
-
-def _now() -> str:
-    return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
 
 
 def _until(what: str, probe, timeout: float = WAIT_SECONDS):
@@ -76,85 +84,59 @@ def _until(what: str, probe, timeout: float = WAIT_SECONDS):
     raise AssertionError(f"{what}: not within {timeout:.0f} s")
 
 
-class Kubelet:
-    """What the kubelets of NODES would write: their Node, its Ready condition and heartbeats, and the
-    status of the pods bound to them."""
-
-    def __init__(self, cluster: EmbeddedCluster):
-        self.cluster = cluster
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._heartbeats, daemon=True)
-
-    def register(self) -> None:
-        for name, taints in NODES.items():
-            _ok(self.cluster, "POST", "/api/v1/nodes", {"metadata": {"name": name, "labels": {
-                "kubernetes.io/os": "linux", "kubernetes.io/hostname": name}}, "spec": {"taints": taints}})
-        self.heartbeat()
-        self._thread.start()
-
-    def heartbeat(self) -> None:
-        now = _now()
-        for name in NODES:
-            _ok(self.cluster, "PATCH", f"/api/v1/nodes/{name}/status", {"status": {"conditions": [
-                {"type": "Ready", "status": "True", "reason": "KubeletReady", "message": "e2e kubelet",
-                 "lastHeartbeatTime": now, "lastTransitionTime": now}]}}, content_type=STRATEGIC)
-
-    def _heartbeats(self) -> None:
-        # Without heartbeats the node lifecycle controller would mark the nodes unknown (and their
-        # pods not ready) after its grace period; a kubelet reports every few seconds.
-        while not self._stop.wait(5.0):
-            try:
-                self.heartbeat()
-            except (AssertionError, OSError):
-                pass
-
-    def stop(self) -> None:
-        self._stop.set()
-        self._thread.join(timeout=10)
-
-    def pods_of(self, namespace: str, daemonset: str, count: int) -> dict[str, dict]:
-        """The DaemonSet's pods by the node each is meant for, once the controller made `count`."""
-        def made():
-            items = _ok(self.cluster, "GET", f"/api/v1/namespaces/{namespace}/pods")["items"]
-            mine = [p for p in items if any(o.get("name") == daemonset for o in p["metadata"].get("ownerReferences", []))]
-            return {_target_node(p): p for p in mine} if len(mine) == count else None
-        return _until(f"{count} pods of DaemonSet {namespace}/{daemonset}", made)
-
-    def bind(self, pod: dict, node: str) -> None:
-        if pod["spec"].get("nodeName"):
-            return
-        meta = pod["metadata"]
-        _ok(self.cluster, "POST", f"/api/v1/namespaces/{meta['namespace']}/pods/{meta['name']}/binding",
-            {"apiVersion": "v1", "kind": "Binding", "metadata": {"name": meta["name"]},
-             "target": {"apiVersion": "v1", "kind": "Node", "name": node}})
-
-    def run(self, pod: dict, ready: bool) -> None:
-        meta, now = pod["metadata"], _now()
-        flag = "True" if ready else "False"
-        containers = [{"name": c["name"], "image": c["image"], "imageID": "", "ready": ready, "restartCount": 0,
-                       "started": True, "state": {"running": {"startedAt": now}}} for c in pod["spec"]["containers"]]
-        _ok(self.cluster, "PATCH", f"/api/v1/namespaces/{meta['namespace']}/pods/{meta['name']}/status", {"status": {
-            "phase": "Running", "hostIP": "10.0.0.10", "podIP": "10.244.0.10", "startTime": now,
-            "conditions": [{"type": t, "status": s, "lastTransitionTime": now} for t, s in (
-                ("PodScheduled", "True"), ("Initialized", "True"), ("ContainersReady", flag), ("Ready", flag))],
-            "containerStatuses": containers}})
+def taint(cluster: EmbeddedCluster, node: str, added: dict) -> None:
+    """Adds a taint to a node, as `kubectl taint` does: the kubelet keeps taints it did not set. The
+    resourceVersion makes the write refused (and retried) if the kubelet updated the node meanwhile."""
+    def written():
+        current = _ok(cluster, "GET", f"/api/v1/nodes/{node}")
+        taints = [t for t in current["spec"].get("taints") or [] if t["key"] != added["key"]] + [added]
+        status, answer = cluster.api_request("PATCH", f"/api/v1/nodes/{node}", {"metadata": {
+            "resourceVersion": current["metadata"]["resourceVersion"]}, "spec": {"taints": taints}})
+        assert status in (200, 409), (node, status, answer.get("message"))
+        return status == 200
+    _until(f"taint {added} on node {node}", written)
 
 
-def _target_node(pod: dict) -> str:
-    """The node a DaemonSet pod is for: its nodeName once bound, else the controller's node affinity."""
-    if pod["spec"].get("nodeName"):
-        return pod["spec"]["nodeName"]
-    terms = pod["spec"]["affinity"]["nodeAffinity"]["requiredDuringSchedulingIgnoredDuringExecution"]["nodeSelectorTerms"]
-    return terms[0]["matchFields"][0]["values"][0]
+def _condition(pod: dict, kind: str) -> str | None:
+    return next((c["status"] for c in pod.get("status", {}).get("conditions") or [] if c["type"] == kind), None)
+
+
+def running_pods(cluster: EmbeddedCluster, namespace: str, daemonset: str, count: int) -> dict[str, dict]:
+    """The DaemonSet's pods by the node the scheduler bound each to, once the controller made `count`
+    and their kubelets run them all."""
+    def running():
+        items = _ok(cluster, "GET", f"/api/v1/namespaces/{namespace}/pods")["items"]
+        mine = [p for p in items if any(o.get("name") == daemonset for o in p["metadata"].get("ownerReferences", []))]
+        if len(mine) != count or not all(p["spec"].get("nodeName") and p["status"].get("phase") == "Running"
+                                         and _condition(p, "ContainersReady") == "True" for p in mine):
+            return None
+        return {p["spec"]["nodeName"]: p for p in mine}
+    return _until(f"{count} running pods of DaemonSet {namespace}/{daemonset}", running)
+
+
+def open_gate(cluster: EmbeddedCluster, pod: dict) -> None:
+    """What the readiness gate's controller writes: its condition, True, through the status subresource
+    (a strategic merge on conditions, keyed by type, leaves the kubelet's own conditions alone)."""
+    meta = pod["metadata"]
+    _ok(cluster, "PATCH", f"/api/v1/namespaces/{meta['namespace']}/pods/{meta['name']}/status", {"status": {
+        "conditions": [{"type": READINESS_GATE, "status": "True", "reason": "E2EAgentReady",
+                        "lastTransitionTime": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())}]}},
+        content_type=STRATEGIC)
+
+
+def _fresh(cluster: EmbeddedCluster, pod: dict) -> dict:
+    return _ok(cluster, "GET", f"/api/v1/namespaces/{pod['metadata']['namespace']}/pods/{pod['metadata']['name']}")
 
 
 def _daemonset(name: str, tolerations=None, node_selector=None, image="example.com/agent:1", labels=None,
-               annotations=None) -> dict:
+               annotations=None, readiness_gate: str | None = None) -> dict:
     spec = {"containers": [{"name": name, "image": image}]}
     if tolerations:
         spec["tolerations"] = tolerations
     if node_selector:
         spec["nodeSelector"] = node_selector
+    if readiness_gate:
+        spec["readinessGates"] = [{"conditionType": readiness_gate}]
     selector = {"e2e.kubeproof.dev/daemonset": name}
     template_meta = {"labels": {**(labels or {}), **selector}}
     if annotations:
@@ -202,24 +184,29 @@ INJECT = {"linkerd.io/inject": "enabled"}
 
 
 # -- seeding --------------------------------------------------------------------------------------------
-def seed(cluster: EmbeddedCluster, kubelet: Kubelet) -> None:
-    # Monitoring: two agents, one pod of node-agent left not ready.
-    kubelet.register()
+def seed(cluster: EmbeddedCluster) -> None:
+    # Monitoring: the third node dedicated to databases; two agents whose pods wait on a readiness gate,
+    # opened for every pod but node-agent's on the second node (seeded: that one never gets ready).
+    taint(cluster, NODES[2], DEDICATED)
     _namespace(cluster, MONITORING_NS)
-    _ok(cluster, "POST", f"{APPS}/namespaces/{MONITORING_NS}/daemonsets", _daemonset(AGENT, annotations=INJECT))
     _ok(cluster, "POST", f"{APPS}/namespaces/{MONITORING_NS}/daemonsets",
-        _daemonset(SECURITY_AGENT, tolerations=[{"operator": "Exists"}], annotations=INJECT))
-    agent_pods = kubelet.pods_of(MONITORING_NS, AGENT, 2)
-    assert set(agent_pods) == {"node-a", "node-b"}  # node-c's taint keeps it off, as the check expects
-    security_pods = kubelet.pods_of(MONITORING_NS, SECURITY_AGENT, 3)
+        _daemonset(AGENT, annotations=INJECT, readiness_gate=READINESS_GATE))
+    _ok(cluster, "POST", f"{APPS}/namespaces/{MONITORING_NS}/daemonsets",
+        _daemonset(SECURITY_AGENT, tolerations=[{"operator": "Exists"}], annotations=INJECT,
+                   readiness_gate=READINESS_GATE))
+    agent_pods = running_pods(cluster, MONITORING_NS, AGENT, 2)
+    assert set(agent_pods) == set(UNTAINTED)  # the third node's taint keeps it off, as the check expects
+    security_pods = running_pods(cluster, MONITORING_NS, SECURITY_AGENT, NODE_COUNT)
+    assert set(security_pods) == set(NODES)
+    # Running with ready containers, yet not Ready: the kubelet waits on the gate.
+    assert {_condition(p, "Ready") for p in (*agent_pods.values(), *security_pods.values())} == {"False"}
     for node, pod in agent_pods.items():
-        kubelet.bind(pod, node)
-        kubelet.run(pod, ready=node != "node-b")  # seeded: node-b's agent never gets ready
-    for node, pod in security_pods.items():
-        kubelet.bind(pod, node)
-        kubelet.run(pod, ready=True)
+        if node != NOT_READY_NODE:
+            open_gate(cluster, pod)
+    for pod in security_pods.values():
+        open_gate(cluster, pod)
     _daemonset_settled(cluster, MONITORING_NS, AGENT, desired=2, ready=1)
-    _daemonset_settled(cluster, MONITORING_NS, SECURITY_AGENT, desired=3, ready=3)
+    _daemonset_settled(cluster, MONITORING_NS, SECURITY_AGENT, desired=NODE_COUNT, ready=NODE_COUNT)
 
     # Network plugin: flannel only (seeded). Stored, never scheduled.
     _ok(cluster, "POST", f"{APPS}/namespaces/kube-system/daemonsets",
@@ -257,10 +244,19 @@ def seed(cluster: EmbeddedCluster, kubelet: Kubelet) -> None:
         _ok(cluster, "POST", f"{NETPOL}/namespaces/e2e-vault/networkpolicies", policy)
 
 
-def fix(cluster: EmbeddedCluster, kubelet: Kubelet) -> None:
-    pods = kubelet.pods_of(MONITORING_NS, AGENT, 2)
-    kubelet.run(pods["node-b"], ready=True)
+def fix(cluster: EmbeddedCluster) -> None:
+    pods = running_pods(cluster, MONITORING_NS, AGENT, 2)
+    # The kubelets kept the gate's condition through the seeded audit (it is not theirs to write), and
+    # the seeded pod is still held back by its gate alone.
+    for node, pod in pods.items():
+        gate, ready = _condition(pod, READINESS_GATE), _condition(pod, "Ready")
+        assert (gate, ready) == ((None, "False") if node == NOT_READY_NODE else ("True", "True")), (node, pod["status"])
+    held = next(c for c in pods[NOT_READY_NODE]["status"]["conditions"] if c["type"] == "Ready")
+    assert held.get("reason") == "ReadinessGatesNotReady", held
+    assert _condition(pods[NOT_READY_NODE], "ContainersReady") == "True"
+    open_gate(cluster, pods[NOT_READY_NODE])
     _daemonset_settled(cluster, MONITORING_NS, AGENT, desired=2, ready=2)
+    assert all(_condition(_fresh(cluster, pod), READINESS_GATE) == "True" for pod in pods.values())
     _ok(cluster, "POST", f"{APPS}/namespaces/kube-system/daemonsets",
         _daemonset("calico-node", node_selector=NOWHERE, image="docker.io/calico/node:v3.28.0",
                    labels={"k8s-app": "calico-node"}))
@@ -305,16 +301,12 @@ def platform_cluster(tmp_path_factory):
     for name, text in (("pristine", BASELINE_PRISTINE), ("seeded", BASELINE_SEEDED), ("fixed", BASELINE_FIXED)):
         baselines[name] = folder / f"{name}.yaml"
         baselines[name].write_text(text)
-    with EmbeddedCluster(profile="hardened") as cluster:
-        kubelet = Kubelet(cluster)
-        try:
-            pristine = audit(cluster, folder / "pristine", baselines["pristine"])
-            seed(cluster, kubelet)
-            seeded = audit(cluster, folder / "seeded", baselines["seeded"])
-            fix(cluster, kubelet)
-            fixed = audit(cluster, folder / "fixed", baselines["fixed"])
-        finally:
-            kubelet.stop()
+    with EmbeddedCluster(profile="hardened", node_count=NODE_COUNT) as cluster:
+        pristine = audit(cluster, folder / "pristine", baselines["pristine"])
+        seed(cluster)
+        seeded = audit(cluster, folder / "seeded", baselines["seeded"])
+        fix(cluster)
+        fixed = audit(cluster, folder / "fixed", baselines["fixed"])
         yield {"pristine": pristine, "seeded": seeded, "fixed": fixed}
 
 
@@ -327,14 +319,15 @@ INGRESS = "test_sensitive_namespace_admits_no_ingress_from_every_namespace"
 
 
 def test_pristine_cluster_proves_nothing_it_cannot_see(platform_cluster):
-    # No node, agent, mesh or sensitive namespace yet: nothing is passed and nothing fails.
+    # No agent, mesh or sensitive namespace yet: nothing is passed and nothing fails. The nodes are
+    # there, but their pods (on the fake runtime) have no network for a plugin to enforce policy on.
     run = platform_cluster["pristine"]
     assert run.returncode == 0, run.output[-3000:]
     statuses = outcomes(run)
     assert set(statuses.values()) == {"skipped"}, statuses
     reasons = {r["test"]: r["reason"] for r in run.records()}
     assert set(reasons) == {MONITORING, MESH_WIDE, PEER_AUTH, LINKERD, CNI, INGRESS}
-    assert reasons[CNI] == "exempt: the cluster has no nodes, so it has no pod network to enforce NetworkPolicy on"
+    assert reasons[CNI] == f"exempt: {FAKE_RUNTIME}"
     assert reasons[MESH_WIDE].startswith("exempt: no service mesh installed")
     assert reasons[LINKERD].startswith("exempt: no service mesh installed")
     assert reasons[INGRESS].startswith("exempt: the baseline's isolation.sensitive_namespaces does not include")
@@ -386,9 +379,14 @@ def test_seeded_findings_name_what_to_fix(platform_cluster):
     assert (wide["path"], wide["controls"]) == ("spec.ingress[0].from[0]", ["5.3.2"])
     [unmeshed] = records[(LINKERD, "Namespace/e2e-unmeshed")]["findings"]
     assert unmeshed["object"] == {"kind": "Deployment", "name": "web", "namespace": "e2e-unmeshed", "uid": unmeshed["object"]["uid"]}
-    # The evidence shows what the agent was measured against.
-    evidence = next(r for r in platform_cluster["seeded"].records("passed") if r["test"] == MONITORING)["evidence"]
-    assert evidence["daemonsets"]["DaemonSet/e2e-monitoring/security-agent"]["expected_nodes"] == ["node-a", "node-b", "node-c"]
+    # The evidence shows what each agent was measured against: the nodes as their kubelets registered
+    # them, the tainted one only for the agent that tolerates its taint.
+    evidence = {key(r): r["evidence"] for r in platform_cluster["seeded"].records() if r["test"] == MONITORING}
+    security = evidence[(MONITORING, "e2e-monitoring/security-*")]["daemonsets"]["DaemonSet/e2e-monitoring/security-agent"]
+    assert security["expected_nodes"] == NODES and security["numberReady"] == NODE_COUNT
+    agent = evidence[(MONITORING, "e2e-monitoring/node-agent")]["daemonsets"]["DaemonSet/e2e-monitoring/node-agent"]
+    assert agent["expected_nodes"] == UNTAINTED
+    assert agent["nodes_it_does_not_tolerate_or_other_platform"] == [NODES[2]]
 
 
 def test_fixed_cluster_passes(platform_cluster):
