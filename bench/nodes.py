@@ -112,6 +112,13 @@ def audit(cluster: EmbeddedCluster, label: str) -> dict:
             "exit": outcome["rc"], "counts": counts, "tail": outcome["tail"][-600:]}
 
 
+def _counts(counts: dict | None) -> str:
+    if not counts:
+        return "-"
+    return (f"{counts['tests']} results: {counts['passed']} passed, {counts['failed']} failed, "
+            f"{counts['skipped']} not verified or exempt")
+
+
 def write_markdown(result: dict) -> None:
     first, second = result["audits"]
     lines = [
@@ -121,8 +128,8 @@ def write_markdown(result: dict) -> None:
         "",
         "| audit | nodes | node tests wall | peak RSS | results |",
         "|---|---|---|---|---|",
-        f"| {result['kubelets']} real kubelets | {result['kubelets']} | {first['seconds']:.1f} s | {first['peak_rss_mb']} MB | {first['counts']} |",
-        f"| the same plus {result['dead']} silent kubelets | {result['kubelets'] + result['dead']} | {second['seconds']:.1f} s | {second['peak_rss_mb']} MB | {second['counts']} |",
+        f"| {result['kubelets']} real kubelets | {result['kubelets']} | {first['seconds']:.1f} s | {first['peak_rss_mb']} MB | {_counts(first['counts'])} |",
+        f"| the same plus {result['dead']} silent kubelets | {result['kubelets'] + result['dead']} | {second['seconds']:.1f} s | {second['peak_rss_mb']} MB | {_counts(second['counts'])} |",
         "",
         f"The {result['dead']} dead nodes added **{second['seconds'] - first['seconds']:.1f} s** "
         f"(target: at most 30 s) and {second['peak_rss_mb'] - first['peak_rss_mb']} MB. Starting the "

@@ -515,6 +515,20 @@ def _last_line(text: str) -> str:
     return lines[-1][:500] if lines else ""
 
 
+@pytest.hookimpl(tryfirst=True, specname="pytest_runtest_makereport")
+def pytest_runtest_makereport_not_verified(item, call):
+    """The report of a phase that raised NotVerified, made without the traceback pytest would format
+    for it: it is a known outcome with its reason, not a crash (at thousands of unreachable nodes,
+    formatting those tracebacks was a third of the run)."""
+    excinfo = call.excinfo
+    if excinfo is None or not isinstance(excinfo.value, NotVerified) or item.config.stash.get(AUDIT, None) is None:
+        return None
+    return pytest.TestReport(item.nodeid, item.location, dict.fromkeys(item.keywords, 1), "failed",
+                             excinfo.value.reason, call.when,
+                             [(f"Captured {key} {rwhen}", content) for rwhen, key, content in item._report_sections],
+                             call.duration, call.start, call.stop, user_properties=item.user_properties)
+
+
 @pytest.hookimpl(wrapper=True)
 def pytest_runtest_makereport(item, call):
     report = yield

@@ -485,3 +485,27 @@ def test_configz_through_the_node_proxy_says_what_privilege_it_used(pki, closed_
     assert facts.configz == proxied
     assert "nodes/proxy" in facts.configz_source
     assert kubelets.proxy_used
+
+
+# -- the sweep: one TLS hello to every kubelet at once ---------------------------------------------------
+def test_sweep_sorts_live_refusing_and_silent_kubelets(pki, closed_port, silent_port, read_only_server):
+    from kubeproof.kubelets import Endpoint, sweep
+
+    with FakeKubelet(pki, pki.rogue) as kubelet:
+        endpoints = [Endpoint("live", "127.0.0.1", kubelet.port), Endpoint("refusing", "127.0.0.1", closed_port),
+                     Endpoint("plain-http", "127.0.0.1", read_only_server),
+                     *(Endpoint(f"silent-{i}", "127.0.0.1", silent_port) for i in range(50))]
+        began = time.monotonic()
+        silent = sweep(endpoints, timeout=0.5, concurrency=1024)
+        took = time.monotonic() - began
+    assert "live" not in silent and "plain-http" not in silent  # both answered something: alive
+    assert "refused" in silent["refusing"]
+    assert all("no answer" in silent[f"silent-{i}"] for i in range(50))
+    assert took < 3.0, took  # one timeout for all fifty, not fifty
+
+
+def test_sweep_with_a_small_bound_still_asks_everyone(pki, silent_port):
+    from kubeproof.kubelets import Endpoint, sweep
+
+    silent = sweep([Endpoint(f"n{i}", "127.0.0.1", silent_port) for i in range(6)], timeout=0.3, concurrency=2)
+    assert sorted(silent) == [f"n{i}" for i in range(6)]
