@@ -418,6 +418,11 @@ class Kubelets:
             facts.flagz_source = f"the kubelet's /flagz ({'with' if verified else 'without'} credentials)"
         else:
             facts.flagz_problem = _why(flagz, "/flagz")
+            # Kubelets before 1.36 serve no /flagz; where the node itself is visible, its unit says.
+            on_node = self.backend.kubelet_flags(facts.node)
+            if on_node is not None:
+                facts.flagz, facts.flagz_problem = on_node, None
+                facts.flagz_source = "the kubelet's command line on the node (its systemd unit, drop-ins and environment files)"
 
     def _through_proxy(self, node: str, path: str) -> dict | None:
         """The node proxy, only for an identity that already holds nodes/proxy."""

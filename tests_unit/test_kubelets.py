@@ -307,6 +307,7 @@ class FakeKubelet:
     pki: Pki
     serving: tuple[str, str]
     configz_status: int = 200
+    flagz_status: int = 200
     read_only_port: int = 0
     seen: list[Seen] = field(default_factory=list)
 
@@ -326,7 +327,7 @@ class FakeKubelet:
                 config = dict(CONFIG, readOnlyPort=fake.read_only_port)
                 status, body = {
                     "/configz": (fake.configz_status, {"kubeletconfig": config}),
-                    "/flagz": (200, {"flags": FLAGS}),
+                    "/flagz": (fake.flagz_status, {"flags": FLAGS}),
                     "/pods": (200, {"kind": "PodList", "items": []}) if self.connection.getpeercert()
                     else (401, {"message": "Unauthorized"}),
                 }.get(self.path, (404, {"message": "not found"}))
@@ -366,6 +367,9 @@ class FakeBackend:
         self.requests = []
 
     def no_rights_credentials(self):
+        return None
+
+    def kubelet_flags(self, node):
         return None
 
     def request(self, method, path, **kwargs):
@@ -509,3 +513,22 @@ def test_sweep_with_a_small_bound_still_asks_everyone(pki, silent_port):
 
     silent = sweep([Endpoint(f"n{i}", "127.0.0.1", silent_port) for i in range(6)], timeout=0.3, concurrency=2)
     assert sorted(silent) == [f"n{i}" for i in range(6)]
+
+
+# -- a kubelet without /flagz (before 1.36): the node's own unit, where the backend can read it ---------
+class NodeVisibleBackend(FakeBackend):
+    def kubelet_flags(self, node):
+        return {"hostname-override": f"{node}.example"}
+
+
+def test_without_flagz_the_command_line_comes_from_the_node_where_visible(pki):
+    with FakeKubelet(pki, pki.server, flagz_status=404) as fake:
+        facts = Kubelets(NodeVisibleBackend(pki), timeout=2.0).facts(kubelet_node("worker-1", fake.port))
+    assert facts.flags() == {"hostname-override": "worker-1.example"}
+    assert "on the node" in facts.flagz_source and facts.flagz_problem is None
+
+
+def test_without_flagz_or_a_visible_node_the_command_line_is_unknown(pki):
+    with FakeKubelet(pki, pki.server, flagz_status=404) as fake:
+        facts = Kubelets(FakeBackend(pki), timeout=2.0).facts(kubelet_node("worker-1", fake.port))
+    assert facts.flags() is None and "/flagz answered HTTP 404" in facts.flagz_problem

@@ -74,6 +74,10 @@ class Backend:
         """SHA-256 fingerprints of the CA etcd trusts and of the cluster's CA (CIS 2.7), where visible."""
         return None
 
+    def kubelet_flags(self, node: str) -> dict[str, str] | None:
+        """The kubelet's command line read on the node itself, where visible; None otherwise."""
+        return None
+
     def file_exemptions(self) -> dict[str, str]:
         """Control ids this cluster cannot meet by its nature, with the reason (reported as exempt)."""
         return {}
