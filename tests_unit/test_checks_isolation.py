@@ -229,10 +229,17 @@ def test_match_fields_on_the_node_name_and_empty_terms():
     ({"operator": "Exists"}, Taint("any", "v", "NoExecute"), True),            # empty key with Exists: all
     ({"key": "k", "operator": "Exists", "effect": "NoExecute"}, Taint("k", "", "NoSchedule"), False),
     ({"key": "j", "operator": "Exists"}, Taint("k", "", "NoSchedule"), False),
-    ({"key": "k", "operator": "Gt", "value": "1"}, Taint("k", "2", "NoSchedule"), False),  # unknown: tolerates nothing
 ])
 def test_toleration_matching_follows_kubernetes(toleration, taint, expected):
     assert isolation.tolerates(toleration, taint) is expected
+
+
+@pytest.mark.parametrize("operator", ["Gt", "Lt", "exists", 7])
+def test_an_operator_kubeproof_does_not_know_is_not_verified(operator):
+    # The same helper as the monitoring check's (checks/_nodes.py): neither guesses what it tolerates.
+    unknown = {"key": "dedicated", "operator": operator, "value": "1", "effect": "NoSchedule"}
+    with pytest.raises(NotVerified):
+        isolation.placement(sensitive([unknown], {"pool": "payments"}), NODES)
 
 
 def test_no_nodes_is_not_verified():

@@ -7,6 +7,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+from kubeproof.checks import _nodes
+from kubeproof.checks._nodes import Node, Taint, tolerates
 from kubeproof.checks._shape import listing, mapping, metadata, text
 from kubeproof.checks._workload import pod_template
 from kubeproof.results import Finding, NotVerified, ObjectRef
@@ -126,77 +128,14 @@ def limit_range_findings(namespace, limit_ranges) -> list[Finding]:
 
 
 # -- dedicated nodes for sensitive namespaces --------------------------------------------------------
-@dataclass(frozen=True)
-class Taint:
-    key: str
-    value: str
-    effect: str
-
-    def __str__(self) -> str:
-        return f"{self.key}={self.value}:{self.effect}" if self.value else f"{self.key}:{self.effect}"
-
-    @property
-    def dedicating(self) -> bool:
-        return self.effect in DEDICATING_EFFECTS and not self.key.startswith(SYSTEM_TAINT_PREFIXES)
-
-
-@dataclass(frozen=True)
-class Node:
-    name: str
-    labels: dict
-    taints: tuple[Taint, ...]
+def dedicating(taint: Taint) -> bool:
+    """A taint that keeps other pods off a node and is not one Kubernetes sets itself."""
+    return taint.effect in DEDICATING_EFFECTS and not taint.key.startswith(SYSTEM_TAINT_PREFIXES)
 
 
 def read_nodes(nodes) -> list[Node]:
-    listed = listing(nodes, "the nodes")
-    if not listed:
-        raise NotVerified("the cluster has no nodes, so where a workload would run cannot be judged")
-    found = []
-    for node in listed:
-        meta = metadata(node, "node")
-        where = f"Node {meta['name']}"
-        labels = mapping(meta.get("labels"), f"{where} metadata.labels")
-        if not all(isinstance(k, str) and isinstance(v, str) for k, v in labels.items()):
-            # A label we cannot compare could count a node out that the scheduler would use.
-            raise NotVerified(f"{where} has a label that is not a string")
-        spec = mapping(node.get("spec"), f"{where} spec")
-        taints = []
-        for index, taint in enumerate(listing(spec.get("taints"), f"{where} spec.taints")):
-            taint = mapping(taint, f"{where} spec.taints[{index}]")
-            taints.append(Taint(
-                text(taint.get("key"), f"{where} spec.taints[{index}].key"),
-                text(taint.get("value"), f"{where} spec.taints[{index}].value", required=False) or "",
-                text(taint.get("effect"), f"{where} spec.taints[{index}].effect"),
-            ))
-        found.append(Node(meta["name"], labels, tuple(taints)))
-    return found
+    return _nodes.read_nodes(nodes, "the cluster has no nodes, so where a workload would run cannot be judged")
 
-
-def _tolerations(spec: dict, where: str) -> list[dict]:
-    tolerations = []
-    for index, toleration in enumerate(listing(spec.get("tolerations"), f"{where}.tolerations")):
-        toleration = mapping(toleration, f"{where}.tolerations[{index}]")
-        for name in ("key", "operator", "value", "effect"):
-            text(toleration.get(name), f"{where}.tolerations[{index}].{name}", required=False)
-        tolerations.append(toleration)
-    return tolerations
-
-
-def tolerates(toleration: dict, taint: Taint) -> bool:
-    """Kubernetes' own rule (Toleration.ToleratesTaint): an empty effect or key matches any, Exists
-    ignores the value, an empty operator means Equal. An operator it does not know tolerates nothing,
-    which can only make the workload look less confined, never more."""
-    effect, key = toleration.get("effect") or "", toleration.get("key") or ""
-    if effect and effect != taint.effect:
-        return False
-    if key and key != taint.key:
-        return False
-    operator = toleration.get("operator") or "Equal"
-    if operator == "Exists":
-        return True
-    if operator == "Equal":
-        return (toleration.get("value") or "") == taint.value
-    return False
 
 
 def _requirement_matches(requirement: dict, value: str | None, where: str) -> bool:
@@ -266,11 +205,11 @@ def placement(workload, nodes) -> Placement:
     template = pod_template(workload)
     known = read_nodes(nodes)
     spec, where = template.spec, f"{template.ref} {template.spec_path}"
-    tolerations = _tolerations(spec, where)
+    tolerations = _nodes.read_tolerations(spec.get("tolerations"), f"{where}.tolerations")
     result = Placement()
     for node in known:
         for taint in node.taints:
-            if taint.dedicating and str(taint) not in result.dedicating:
+            if dedicating(taint) and str(taint) not in result.dedicating:
                 result.dedicating.append(str(taint))
                 if any(tolerates(t, taint) for t in tolerations):
                     result.tolerated.append(str(taint))
@@ -301,7 +240,7 @@ def placement(workload, nodes) -> Placement:
             for i, term in enumerate(terms)
         ):
             continue
-        held = [t for t in node.taints if t.dedicating]
+        held = [t for t in node.taints if dedicating(t)]
         if not all(any(tolerates(tol, t) for tol in tolerations) for t in held):
             continue  # a dedicating taint it does not tolerate keeps it off this node
         result.runnable.append(node.name)

@@ -14,6 +14,8 @@ from __future__ import annotations
 import fnmatch
 from dataclasses import dataclass
 
+from kubeproof.checks import _nodes
+from kubeproof.checks._nodes import Node, Taint, tolerates  # noqa: F401  (Taint: part of what tests build)
 from kubeproof.checks._shape import listing, mapping, metadata, text
 from kubeproof.results import Finding, NotVerified, ObjectRef
 
@@ -77,67 +79,14 @@ def matching(pattern, daemonsets) -> list[dict]:
 
 
 # -- nodes, taints, tolerations -------------------------------------------------------------------------
-@dataclass(frozen=True)
-class Taint:
-    key: str
-    value: str
-    effect: str
-
-
-@dataclass(frozen=True)
-class Node:
-    name: str
-    labels: dict
-    taints: tuple[Taint, ...]  # only those that keep pods off (NoSchedule, NoExecute)
-
-
 def read_nodes(nodes) -> list[Node]:
-    listed = listing(nodes, "the nodes")
-    if not listed:
-        raise NotVerified("the cluster has no nodes, so whether an agent runs on every node cannot be judged")
-    found = []
-    for node in listed:
-        meta = metadata(node, "Node")
-        where = f"Node {meta['name']}"
-        labels = mapping(meta.get("labels"), f"{where} metadata.labels")
-        spec = mapping(node.get("spec"), f"{where} spec")
-        taints = []
-        for index, taint in enumerate(listing(spec.get("taints"), f"{where} spec.taints")):
-            taint = mapping(taint, f"{where} spec.taints[{index}]")
-            read = Taint(text(taint.get("key"), f"{where} spec.taints[{index}].key"),
-                         text(taint.get("value"), f"{where} spec.taints[{index}].value", required=False) or "",
-                         text(taint.get("effect"), f"{where} spec.taints[{index}].effect"))
-            if read.effect in TAINT_EFFECTS_THAT_KEEP_PODS_OFF:
-                taints.append(read)
-        found.append(Node(meta["name"], labels, tuple(taints)))
-    return found
+    """The nodes, with only the taints that keep pods off (NoSchedule, NoExecute)."""
+    known = _nodes.read_nodes(nodes, "the cluster has no nodes, so whether an agent runs on every node cannot be judged")
+    return [Node(node.name, node.labels, tuple(t for t in node.taints if t.effect in TAINT_EFFECTS_THAT_KEEP_PODS_OFF))
+            for node in known]
 
 
-def read_tolerations(values, where: str) -> list[dict]:
-    tolerations = []
-    for index, toleration in enumerate(listing(values, where)):
-        toleration = mapping(toleration, f"{where}[{index}]")
-        for name in ("key", "operator", "value", "effect"):
-            text(toleration.get(name), f"{where}[{index}].{name}", required=False)
-        if (toleration.get("operator") or "Equal") not in ("Equal", "Exists"):
-            # Newer servers know more operators (numeric comparisons); guessing could pass an agent that
-            # misses nodes, so an operator kubeproof does not know makes the agent not verified.
-            raise NotVerified(f"{where}[{index}].operator {toleration.get('operator')!r} is not one kubeproof knows")
-        tolerations.append(toleration)
-    return tolerations
-
-
-def tolerates(toleration: dict, taint: Taint) -> bool:
-    """Kubernetes' rule (Toleration.ToleratesTaint): an empty effect matches every effect and an empty
-    key every key; Exists ignores the value; an empty operator means Equal."""
-    effect, key = toleration.get("effect") or "", toleration.get("key") or ""
-    if effect and effect != taint.effect:
-        return False
-    if key and key != taint.key:
-        return False
-    if (toleration.get("operator") or "Equal") == "Exists":
-        return True
-    return (toleration.get("value") or "") == taint.value
+read_tolerations = _nodes.read_tolerations
 
 
 def _platform_requirement_matches(requirement: dict, node: Node, where: str) -> bool:
