@@ -1,50 +1,11 @@
-"""End-to-end: the suite in tests_cluster/ run as a user runs it, against embedded clusters that these
-fixtures start and seed. Each run is a separate pytest process, so exit codes and artifacts are real."""
+"""End-to-end fixtures: the embedded clusters the e2e modules audit (tests_e2e/suite_runs.py runs the
+suite against them)."""
 
 from __future__ import annotations
-
-import json
-import subprocess
-import sys
-from dataclasses import dataclass
-from pathlib import Path
 
 import pytest
 
 from kubeproof.controlplane import EmbeddedCluster
-
-ROOT = Path(__file__).resolve().parents[1]
-
-
-@dataclass
-class SuiteRun:
-    returncode: int
-    output: str
-    results: dict | None
-    run_folder: Path  # the run's folder under the report directory (the directory itself if none)
-
-    def records(self, status: str | None = None) -> list[dict]:
-        found = (self.results or {}).get("results", [])
-        return [r for r in found if status is None or r["status"] == status]
-
-    def outcome_keys(self, status: str) -> set[tuple[str, str]]:
-        """(test name, object) for every record with this status."""
-        return {(r["test"], object_name(r["object"])) for r in self.records(status)}
-
-
-def object_name(obj: dict | None) -> str:
-    if not obj:
-        return ""
-    return "/".join(p for p in (obj.get("kind"), obj.get("namespace"), obj.get("name")) if p)
-
-
-def run_suite(report_dir: Path, *args: str, timeout: float = 600, env=None, paths=("tests_cluster",)) -> SuiteRun:
-    command = [sys.executable, "-m", "pytest", *paths, "-q", "-p", "no:cacheprovider",
-               f"--report-dir={report_dir}", *args]
-    process = subprocess.run(command, cwd=ROOT, capture_output=True, text=True, timeout=timeout, env=env)
-    folders = sorted(p.parent for p in report_dir.glob("*/results.json")) if report_dir.exists() else []
-    results = json.loads((folders[-1] / "results.json").read_text()) if folders else None
-    return SuiteRun(process.returncode, process.stdout + process.stderr, results, folders[-1] if folders else report_dir)
 
 
 @pytest.fixture(scope="session")

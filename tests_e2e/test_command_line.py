@@ -7,7 +7,7 @@ import socket
 from pathlib import Path
 
 import yaml
-from conftest import run_suite
+from suite_runs import run_suite
 
 
 def _kubeconfig(path: Path, server: str, context: str = "prod") -> Path:

@@ -14,7 +14,7 @@ from collections import Counter
 from pathlib import Path
 
 import pytest
-from conftest import run_suite
+from suite_runs import run_suite
 
 RBAC = "/apis/rbac.authorization.k8s.io/v1"
 PYTEST_HTML_OUTCOME = {"Passed": "passed", "Failed": "failed", "Skipped": "skipped", "Expected failures": "xfailed",

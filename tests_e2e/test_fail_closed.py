@@ -3,7 +3,7 @@ cluster, and everything but the unauthenticated probes comes out "not verified".
 
 from __future__ import annotations
 
-from conftest import run_suite
+from suite_runs import run_suite
 
 PROBE = "test_unauthenticated_request_is_refused"
 

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 import yaml
-from conftest import ROOT, run_suite
+from suite_runs import ROOT, run_suite
 
 from kubeproof.controlplane import EmbeddedCluster
 

@@ -6,7 +6,7 @@ from __future__ import annotations
 import os
 
 import pytest
-from conftest import ROOT, run_suite
+from suite_runs import ROOT, run_suite
 
 from kubeproof import manifests
 from kubeproof.controlplane import EmbeddedCluster

@@ -11,7 +11,7 @@ import time
 from pathlib import Path
 
 import pytest
-from conftest import ROOT
+from suite_runs import ROOT
 
 COMPONENTS = (b"etcd", b"kube-apiserver", b"kube-controller-manager", b"kube-scheduler", b"kubeproof-kubelet")
 

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import pytest
 
-from conftest import run_suite
+from suite_runs import run_suite
 from kubeproof.checks import kubelet
 from kubeproof.controlplane import EmbeddedCluster
 from kubeproof.controlplane.embedded import Settings

@@ -6,7 +6,7 @@ from __future__ import annotations
 import shutil
 from pathlib import Path
 
-from conftest import ROOT, run_suite
+from suite_runs import ROOT, run_suite
 
 EXAMPLE = ROOT / "examples" / "config-repo"
 

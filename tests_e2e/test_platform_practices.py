@@ -22,7 +22,7 @@ import time
 from pathlib import Path
 
 import pytest
-from conftest import ROOT, SuiteRun, object_name
+from suite_runs import ROOT, SuiteRun, object_name
 
 from kubeproof.checks.network import FAKE_RUNTIME
 from kubeproof.controlplane import EmbeddedCluster

@@ -11,7 +11,7 @@ import time
 from pathlib import Path
 
 import pytest
-from conftest import run_suite
+from suite_runs import run_suite
 
 from kubeproof.controlplane import EmbeddedCluster
 from kubeproof.controlplane.embedded import SUITE_USER

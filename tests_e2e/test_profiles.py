@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from conftest import run_suite
+from suite_runs import run_suite
 
 from kubeproof.practices import PRACTICES
 

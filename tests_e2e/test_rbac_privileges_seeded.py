@@ -12,7 +12,7 @@ import time
 from pathlib import Path
 
 import pytest
-from conftest import ROOT, SuiteRun, object_name
+from suite_runs import ROOT, SuiteRun, object_name
 
 from kubeproof.controlplane import EmbeddedCluster
 

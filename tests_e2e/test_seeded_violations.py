@@ -4,7 +4,7 @@ passes every compliant object beside them."""
 from __future__ import annotations
 
 import pytest
-from conftest import run_suite
+from suite_runs import run_suite
 
 from kubeproof.controlplane import EmbeddedCluster
 from kubeproof.controlplane.embedded import Settings

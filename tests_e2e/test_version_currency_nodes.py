@@ -9,7 +9,7 @@ all four, and the real nodes must pass beside the hand-made current one."""
 from __future__ import annotations
 
 import pytest
-from conftest import run_suite
+from suite_runs import run_suite
 
 from kubeproof.controlplane import EmbeddedCluster
 
