@@ -5,16 +5,25 @@ PYTHON ?= python3
 VENV   ?= .venv
 PY     := $(VENV)/bin/python
 # Reinstall when the dependencies change, not on every run.
-STAMP  := $(VENV)/.installed-$(shell cat pyproject.toml | sha256sum | cut -c1-12)
+HASH   := $(shell cat pyproject.toml | sha256sum | cut -c1-12)
+STAMP  := $(VENV)/.installed-$(HASH)
+TESTSTAMP := $(VENV)/.installed-test-$(HASH)
 
-.PHONY: install controlplane browser audit audit-insecure test unit e2e clean
+.PHONY: install install-test controlplane browser audit audit-insecure test lint unit e2e clean
 
 $(STAMP): pyproject.toml
 	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --disable-pip-version-check -e .
-	@rm -f $(VENV)/.installed-* && touch $@
+	@rm -f $(VENV)/.installed-[0-9a-f]* && touch $@
+
+# The suite plus what kubeproof's own tests need (the `test` extra: hypothesis, ruff).
+$(TESTSTAMP): $(STAMP)
+	$(PY) -m pip install --quiet --disable-pip-version-check -e '.[test]'
+	@rm -f $(VENV)/.installed-test-* && touch $@
 
 install: $(STAMP)
+
+install-test: $(TESTSTAMP)
 
 controlplane: install
 	$(PY) -m kubeproof.controlplane build
@@ -29,13 +38,16 @@ audit: controlplane
 audit-insecure: controlplane
 	$(PY) -m pytest tests_cluster --cluster=local --local-profile=insecure
 
-test: controlplane browser
+test: install-test controlplane browser lint
 	$(PY) -m pytest tests_unit tests_e2e
 
-unit: install
+lint: install-test
+	$(VENV)/bin/ruff check .
+
+unit: install-test
 	$(PY) -m pytest tests_unit
 
-e2e: controlplane browser
+e2e: install-test controlplane browser
 	$(PY) -m pytest tests_e2e
 
 clean:

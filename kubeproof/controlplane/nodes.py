@@ -17,6 +17,7 @@ import ctypes
 import os
 import socket
 import subprocess
+import tempfile
 import urllib.request
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -255,3 +256,71 @@ class LocalNode:
                 "healthz_port": self.healthz_port, "read_only_port": self.read_only_port,
                 "folder": str(self.folder), "flags": self.flags, "config_path": str(self.config_path)}
 
+
+
+class ClusterNodes:
+    """The embedded cluster's nodes: started after the control plane, stopped with it (EmbeddedCluster
+    mixes this in; it provides the processes, the PKI, the settings and the API requests)."""
+
+    def _grant_node_rbac(self) -> None:
+        if self.profile == "hardened":
+            return  # the Node authorizer covers the kubelets; the suite reads them directly, not via the API server
+        # Without the Node authorizer, kubelets need RBAC to register and report.
+        binding = {"metadata": {"name": "kubeproof:nodes"},
+                   "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "ClusterRole", "name": "system:node"},
+                   "subjects": [{"apiGroup": "rbac.authorization.k8s.io", "kind": "Group", "name": "system:nodes"}]}
+        self._expect(self.api_request("POST", "/apis/rbac.authorization.k8s.io/v1/clusterrolebindings", binding),
+                     f"bind {binding['metadata']['name']}")
+
+    def _start_nodes(self) -> None:
+        own_hostname = own_hostname_supported()
+        for index in range(self.node_count):
+            node = LocalNode(index, self.workdir / "nodes" / f"node-{index}", own_hostname=own_hostname,
+                             overrides=self.settings.kubelet_overrides.get(index, {}),
+                             sockets=None if self._socket_folder() == self.workdir / "nodes" else self._socket_folder())
+            self.nodes.append(node)
+            argv = node.prepare(self.profile, self.pki, self.server, self._write_kubeconfig)
+            self._spawn(f"kubelet-{node.name}", [str(self.binaries.kubelet)] + argv, preexec=node.preexec())
+
+    def _socket_folder(self) -> Path:
+        """Where the nodes' runtime sockets go: a unix socket's path has room for about 100 bytes, and a
+        work folder under a long TMPDIR leaves none; then a short folder of its own under /tmp."""
+        if not hasattr(self, "_sockets"):
+            self._sockets = self.workdir / "nodes"
+            # The longest: the kubelet's pods API socket, <root>/pods-api/<ten digits>.
+            if len(str(self._sockets / "node-00" / "root" / "pods-api" / "0123456789")) > 100:
+                self._sockets = Path(tempfile.mkdtemp(prefix="kp-", dir="/tmp"))
+        return self._sockets
+
+    def _wait_for_nodes(self) -> None:
+        for node in self.nodes:
+            self._poll(f"the kubelet of node {node.name}", node.ready_probe())
+
+        def all_ready() -> bool:
+            status, answer = self.api_request("GET", "/api/v1/nodes")
+            ready = {n["metadata"]["name"] for n in answer.get("items", []) if any(
+                c.get("type") == "Ready" and c.get("status") == "True" for c in n.get("status", {}).get("conditions", []))}
+            return status == 200 and ready >= {node.name for node in self.nodes}
+
+        self._poll("every node Ready", all_ready)
+
+    def node_states(self) -> list[dict]:
+        """Each node's name, address, ports, flags and files (also for a cluster attached from state)."""
+        return [node.state() for node in self.nodes] or list(self.attached_nodes)
+
+    def stop_node(self, name: str) -> None:
+        """Stops one node's kubelet and leaves the rest running (a node that dies mid-audit)."""
+        for process in [p for p in self.processes if p.name == f"kubelet-{name}"]:
+            self._stop_process(process)
+            self.processes.remove(process)
+
+    def _loosen_files(self) -> None:
+        """Insecure: credentials and settings readable by every account, as a careless install leaves
+        them (CIS 1.1 and 4.1 prove they notice)."""
+        loose = [self.workdir / name for name in ("admin.kubeconfig", "scheduler.kubeconfig", "controller-manager.kubeconfig")]
+        loose += sorted((self.workdir / "pki").glob("*.key"))
+        for node in self.nodes:
+            loose += [node.kubeconfig, node.config_path]
+        for path in loose:
+            path.chmod(0o644)
+        Path(self.etcd_flags["data-dir"]).chmod(0o755)
