@@ -2,7 +2,7 @@
 themselves with one practice; tests carry framework markers with control ids."""
 
 PRACTICES = {
-    "encryption": "etcd encryption at rest",
+    "etcd_encryption": "etcd encryption at rest",
     "anonymous_access": "API server anonymous access",
     "rbac": "RBAC least privilege",
     "pod_security": "Pod Security Standards",
@@ -16,7 +16,7 @@ PRACTICES = {
     "monitoring": "Runtime monitoring agents",
     "service_mesh": "Service-mesh mTLS",
     "network": "Network enforcement",
-    "governance": "Baseline waivers",
+    "baseline_waivers": "Baseline waivers",
     "manifests": "Configuration repository accepted by the API server",
     "kubelet": "Kubelet configuration (worker nodes)",
     "node_files": "Node file permissions and ownership",

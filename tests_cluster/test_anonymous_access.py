@@ -2,19 +2,19 @@
 
 import pytest
 
-from kubeproof.checks import anonymous
+from kubeproof.checks import anonymous_access
 
 pytestmark = [pytest.mark.anonymous_access, pytest.mark.nsa("Authentication and authorization")]
 
 
-@pytest.mark.cis("1.2.1")
-@pytest.mark.parametrize("path", anonymous.PROBE_PATHS)
+@pytest.mark.cis(*anonymous_access.PROBE_CONTROLS)
+@pytest.mark.parametrize("path", anonymous_access.PROBE_PATHS)
 def test_unauthenticated_request_is_refused(probes, path, verdict):
     answer = probes.anonymous(path)
     verdict.observe(answer=answer.summary())
-    verdict(anonymous.probe_findings(path, answer.status, answer.message))
+    verdict(anonymous_access.probe_findings(path, answer.status, answer.message))
 
 
-@pytest.mark.cis("1.2.1", "5.1.1")
+@pytest.mark.cis(*anonymous_access.BINDING_CONTROLS)
 def test_binding_grants_nothing_to_unauthenticated_users(binding, baseline, verdict):
-    verdict(anonymous.binding_findings(binding, baseline))
+    verdict(anonymous_access.binding_findings(binding, baseline))

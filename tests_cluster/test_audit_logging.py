@@ -32,14 +32,14 @@ def test_audit_log_setting(control, snapshot, verdict):
     verdict(control_plane.findings(control, config.flags, config.files))
 
 
-@pytest.mark.cis("3.2.1")
+@pytest.mark.cis(*audit_logging.MINIMAL_POLICY_CONTROLS)
 def test_audit_policy_records_every_request(snapshot, verdict):
     config = snapshot.component_config(control_plane.APISERVER)
     verdict.observe(source=config.source, **audit_logging.policy_evidence(config.flags, config.files, config.source))
     verdict(audit_logging.minimal_policy_findings(config.flags, config.files, config.source))
 
 
-@pytest.mark.cis("3.2.2")
+@pytest.mark.cis(*audit_logging.SENSITIVE_CONTROLS)
 def test_audit_policy_keeps_secrets_and_tokens_out_of_the_log(snapshot, verdict):
     config = snapshot.component_config(control_plane.APISERVER)
     verdict.observe(source=config.source, **audit_logging.policy_evidence(config.flags, config.files, config.source))
@@ -62,7 +62,7 @@ def _events_naming(log_path, marker: str) -> list[dict]:
     return found
 
 
-@pytest.mark.cis("1.2.16", "3.2.2")
+@pytest.mark.cis(*audit_logging.PROOF_CONTROLS)
 def test_own_request_is_found_in_the_audit_log(cluster, snapshot, verdict):
     if cluster.kind != "local":
         verdict.exempt("the audit log lives on the control-plane nodes (or a managed service's log store); "

@@ -9,7 +9,7 @@ from kubeproof.checks._workload import namespace_of
 pytestmark = [pytest.mark.images, pytest.mark.nsa("Kubernetes Pod security")]
 
 
-@pytest.mark.cis("5.5.1")
+@pytest.mark.cis(*images.PROVENANCE_CONTROLS)
 def test_images_come_from_allowed_registries(workload, baseline, verdict):
     if not baseline.allowed_registries:
         verdict.exempt("the baseline's images.allowed_registries is empty, which allows any registry")
@@ -17,12 +17,12 @@ def test_images_come_from_allowed_registries(workload, baseline, verdict):
     verdict(images.registry_findings(workload, baseline.allowed_registries))
 
 
-@pytest.mark.cis("5.5.1")
+@pytest.mark.cis(*images.PROVENANCE_CONTROLS)
 def test_images_are_not_latest_or_untagged(workload, verdict):
     verdict(images.mutable_tag_findings(workload))
 
 
-@pytest.mark.cis("5.5.1")
+@pytest.mark.cis(*images.PROVENANCE_CONTROLS)
 def test_images_are_pinned_by_digest(workload, baseline, verdict):
     namespace = namespace_of(workload)
     if not baseline.requires_digest(namespace):
@@ -30,6 +30,6 @@ def test_images_are_pinned_by_digest(workload, baseline, verdict):
     verdict(images.digest_findings(workload))
 
 
-@pytest.mark.cis("5.5.1")
+@pytest.mark.cis(*images.PROVENANCE_CONTROLS)
 def test_mutable_images_are_always_pulled(workload, verdict):
     verdict(images.pull_policy_findings(workload))

@@ -10,7 +10,7 @@ from kubeproof.checks.pod_security_admission import namespace_name
 pytestmark = [pytest.mark.isolation, pytest.mark.nsa("Network separation and hardening")]
 
 
-@pytest.mark.cis("5.6.4")
+@pytest.mark.cis(*isolation.DEFAULT_NAMESPACE_CONTROLS)
 def test_workload_is_not_in_the_default_namespace(workload, verdict):
     verdict(isolation.default_namespace_findings(workload))
 

@@ -9,7 +9,7 @@ from kubeproof.results import NotVerified
 pytestmark = [pytest.mark.network, pytest.mark.nsa("Network separation and hardening")]
 
 
-@pytest.mark.cis("5.3.1")
+@pytest.mark.cis(*network.CNI_CONTROLS)
 def test_cni_enforces_network_policy(cluster, snapshot, verdict):
     if not snapshot.items("nodes"):
         verdict.exempt(network.NO_NODES)
@@ -21,7 +21,7 @@ def test_cni_enforces_network_policy(cluster, snapshot, verdict):
     verdict(network.cni_findings(daemonsets))
 
 
-@pytest.mark.cis("5.3.2")
+@pytest.mark.cis(*network.INGRESS_CONTROLS)
 def test_sensitive_namespace_admits_no_ingress_from_every_namespace(network_policy, snapshot, baseline, verdict):
     namespace = (network_policy.get("metadata") or {}).get("namespace")
     if not isinstance(namespace, str) or not namespace:

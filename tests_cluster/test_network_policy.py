@@ -8,7 +8,7 @@ from kubeproof.checks.pod_security_admission import namespace_name
 pytestmark = [pytest.mark.network_policy, pytest.mark.nsa("Network separation and hardening")]
 
 
-@pytest.mark.cis("5.3.2")
+@pytest.mark.cis(*network_policy.CONTROLS)
 def test_namespace_denies_traffic_by_default(namespace, snapshot, baseline, verdict):
     name = namespace_name(namespace)
     if baseline.default_deny_exempted(name):

@@ -28,14 +28,14 @@ def admission_asked_ahead(snapshot, baseline, probes, request):
     probes.ask_ahead(questions)
 
 
-@pytest.mark.cis("5.2.1")
+@pytest.mark.cis(*psa.LABEL_CONTROLS)
 def test_namespace_enforces_required_level(namespace, baseline, verdict):
     required = baseline.required_pod_security(psa.namespace_name(namespace))
     verdict.observe(required=required, enforce_label=psa.enforced_level(namespace) or "absent")
     verdict(psa.label_findings(namespace, required))
 
 
-@pytest.mark.cis("5.2.1", "5.2.2")
+@pytest.mark.cis(*psa.ADMISSION_CONTROLS)
 def test_admission_rejects_a_privileged_pod(namespace, baseline, probes, verdict):
     name = psa.namespace_name(namespace)
     required = baseline.required_pod_security(name)
@@ -46,7 +46,7 @@ def test_admission_rejects_a_privileged_pod(namespace, baseline, probes, verdict
     verdict(psa.privileged_probe_findings(namespace, answer.status, answer.message, required))
 
 
-@pytest.mark.cis("5.2.1", "5.2.2")
+@pytest.mark.cis(*psa.ADMISSION_CONTROLS)
 def test_existing_pods_meet_the_required_level(namespace, baseline, probes, server_minor, verdict):
     name = psa.namespace_name(namespace)
     required = baseline.required_pod_security(name)

@@ -4,7 +4,7 @@ pins. Unlike the namespace tests, this also sees templates whose pods do not exi
 
 import pytest
 
-from kubeproof.checks import workload_security as pss
+from kubeproof.checks import pod_security_workloads as pss
 from kubeproof.checks._workload import namespace_of
 
 pytestmark = [pytest.mark.pod_security, pytest.mark.nsa("Kubernetes Pod security")]

@@ -34,7 +34,7 @@ def ask_the_authorizer(questions, probes, verdict) -> dict:
     return outcomes
 
 
-@pytest.mark.cis("5.1.2", "5.1.4", "5.1.5", "5.1.7", "5.1.8", "5.1.9", "5.1.10", "5.1.11", "5.1.12", "5.1.13")
+@pytest.mark.cis(*privileges.CONTROL_IDS)
 def test_binding_grants_no_permission_that_hands_over_the_cluster(binding, rbac_policy, baseline, probes, verdict):
     try:
         judged = privileges.assess_binding(binding, rbac_policy, baseline)

@@ -12,12 +12,12 @@ from kubeproof.checks.pod_security_admission import namespace_name
 pytestmark = [pytest.mark.secrets, pytest.mark.nsa("Network separation and hardening")]
 
 
-@pytest.mark.cis("5.4.1")
+@pytest.mark.cis(*secrets.ENV_CONTROLS)
 def test_secrets_are_not_passed_as_environment_variables(workload, verdict):
     verdict(secrets.secret_env_findings(workload))
 
 
-@pytest.mark.cis("5.4.1")
+@pytest.mark.cis(*secrets.ENV_CONTROLS)
 def test_no_credential_is_written_into_environment_variables(workload, verdict):
     verdict(secrets.literal_secret_env_findings(workload))
 
@@ -29,14 +29,14 @@ def test_no_long_lived_service_account_token_is_stored(secret, verdict):
     verdict(secrets.service_account_token_findings(secret))
 
 
-@pytest.mark.cis("5.1.5", "5.1.6")
+@pytest.mark.cis(*secrets.DEFAULT_ACCOUNT_CONTROLS)
 @pytest.mark.nsa("Kubernetes Pod security")
 def test_default_service_account_does_not_mount_its_token(namespace, snapshot, verdict):
     name = namespace_name(namespace)
     verdict(secrets.default_service_account_findings(name, snapshot.in_namespace("serviceaccounts", name)))
 
 
-@pytest.mark.cis("5.1.5")
+@pytest.mark.cis(*secrets.DEFAULT_IDENTITY_CONTROLS)
 @pytest.mark.nsa("Kubernetes Pod security")
 def test_workload_does_not_use_the_default_service_account(workload, snapshot, verdict):
     account = secrets.default_service_account(snapshot.in_namespace("serviceaccounts", namespace_of(workload)))

@@ -11,7 +11,7 @@ import warnings
 import pytest
 
 from kubeproof import release_support
-from kubeproof.checks import versions
+from kubeproof.checks import version_currency
 from kubeproof.results import ObjectRef
 
 pytestmark = [pytest.mark.version_currency, pytest.mark.nsa("Upgrading and application security practices")]
@@ -20,34 +20,34 @@ pytestmark = [pytest.mark.version_currency, pytest.mark.nsa("Upgrading and appli
 @pytest.fixture(scope="module")
 def support():
     document = release_support.load()
-    return versions.parse_table(document), {"table as of": document.get("as_of"), "table source": document.get("source")}
+    return version_currency.parse_table(document), {"table as of": document.get("as_of"), "table source": document.get("source")}
 
 
 def judge(subject: ObjectRef, what: str, version: str, support, verdict) -> None:
     table, about = support
     today = datetime.date.today()
     verdict.observe(version=version, today=str(today), **about)
-    status = versions.currency(versions.minor_of(version), table, today)
+    status = version_currency.currency(version_currency.minor_of(version), table, today)
     verdict.observe(**status.evidence())
-    warning = versions.warning_text(str(subject), status)
+    warning = version_currency.warning_text(str(subject), status)
     if warning:
         verdict.observe(warning=warning)
-        warnings.warn(versions.SupportEndingSoon(warning))
-    verdict(versions.currency_findings(subject, what, version, status))
+        warnings.warn(version_currency.SupportEndingSoon(warning))
+    verdict(version_currency.currency_findings(subject, what, version, status))
 
 
 def test_api_server_version_is_supported(server_version, support, verdict):
-    minor = versions.server_minor(server_version)
+    minor = version_currency.server_minor(server_version)
     shown = server_version.get("gitVersion") if isinstance(server_version.get("gitVersion"), str) else minor
     judge(ObjectRef("Component", "kube-apiserver"), "/version", shown, support, verdict)
 
 
 def test_kubelet_version_is_supported(node, support, verdict):
-    judge(ObjectRef.of(node, "Node"), "status.nodeInfo.kubeletVersion", versions.kubelet_version(node), support, verdict)
+    judge(ObjectRef.of(node, "Node"), "status.nodeInfo.kubeletVersion", version_currency.kubelet_version(node), support, verdict)
 
 
 def test_kubelet_is_within_skew_of_the_api_server(node, server_version, verdict):
-    kubelet = versions.kubelet_version(node)
-    apiserver = versions.server_minor(server_version)
-    verdict.observe(kubelet=kubelet, api_server=apiserver, allowed_lag=versions.MAX_KUBELET_LAG)
-    verdict(versions.skew_findings(ObjectRef.of(node, "Node"), versions.minor_of(kubelet), apiserver))
+    kubelet = version_currency.kubelet_version(node)
+    apiserver = version_currency.server_minor(server_version)
+    verdict.observe(kubelet=kubelet, api_server=apiserver, allowed_lag=version_currency.MAX_KUBELET_LAG)
+    verdict(version_currency.skew_findings(ObjectRef.of(node, "Node"), version_currency.minor_of(kubelet), apiserver))

@@ -20,7 +20,7 @@ def test_unreadable_kinds_are_not_verified_never_passed(hardened_cluster, tmp_pa
     assert run.records("failed") == [] and run.records("error") == []
     not_verified = run.records("not_verified")
     practices = {r["practice"] for r in not_verified}
-    assert {"encryption", "anonymous_access", "rbac", "pod_security", "network_policy"} <= practices
+    assert {"etcd_encryption", "anonymous_access", "rbac", "pod_security", "network_policy"} <= practices
     reasons = " ".join(r["reason"] for r in not_verified)
     assert "403" in reasons and "etcd" in reasons
     assert "not verified" in run.output

@@ -6,7 +6,7 @@ from suite_runs import run_suite
 
 from kubeproof.practices import PRACTICES
 
-HEADLINE = {"encryption", "anonymous_access", "rbac", "pod_security", "network_policy"}
+HEADLINE = {"etcd_encryption", "anonymous_access", "rbac", "pod_security", "network_policy"}
 
 OBJECT_TESTS = {
     "test_namespace_enforces_required_level": "Namespace",

@@ -113,9 +113,8 @@ def test_method_is_read_from_what_the_test_calls(tmp_path):
 
 
 @pytest.mark.parametrize("control, reason", [
-    ({"id": "1.1.7", "type": "automated"}, catalogue.REASONS["1.1"]),
-    ({"id": "4.2.11", "type": "automated"}, catalogue.REASONS["4.2"]),
-    ({"id": "2.7", "type": "automated"}, catalogue.REASONS["2.7"]),
+    ({"id": "1.2.20", "type": "manual"}, catalogue.REASONS["1.2.20"]),  # an id of its own, over MANUAL
+    ({"id": "3.1.2", "type": "manual"}, catalogue.REASONS["3.1"]),  # a group prefix
     ({"id": "5.6.4", "type": "manual"}, catalogue.MANUAL),
     ({"id": "5.4.1", "type": "automated"}, catalogue.NOT_YET),
 ])

@@ -89,9 +89,9 @@ def test_record_to_dict():
 
 
 def test_counts_by_practice():
-    records = [record("passed"), record("failed"), record("not_verified", practice="encryption"), record("passed", practice=None)]
+    records = [record("passed"), record("failed"), record("not_verified", practice="etcd_encryption"), record("passed", practice=None)]
     counts = counts_by_practice(records)
-    assert list(counts) == ["encryption", "other", "rbac"]
+    assert list(counts) == ["etcd_encryption", "other", "rbac"]
     assert counts["rbac"] == Counter({"passed": 1, "failed": 1})
     assert counts["other"] == Counter({"passed": 1})
 

@@ -127,6 +127,13 @@ ROWS: tuple[Control, ...] = (
     Control("1.2.19", APISERVER, Retention("audit-log-maxsize", 100, False), _REMEDIATE_ROTATION),
 )
 RETENTION_IDS = ("1.2.17", "1.2.18", "1.2.19")
+# The CIS ids each test of tests_cluster/test_audit_logging.py carries (tests_unit/test_markers.py holds its marks to them).
+CIS_BY_TEST = {
+    "test_audit_log_setting": tuple(row.id for row in ROWS),
+    "test_audit_policy_records_every_request": MINIMAL_POLICY_CONTROLS,
+    "test_audit_policy_keeps_secrets_and_tokens_out_of_the_log": SENSITIVE_CONTROLS,
+    "test_own_request_is_found_in_the_audit_log": PROOF_CONTROLS,
+}
 
 
 def rotation_not_applicable(flags) -> str | None:

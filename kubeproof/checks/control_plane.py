@@ -669,6 +669,16 @@ def rows_for(component: str) -> list[Control]:
     return [row for row in ROWS if row.component == component]
 
 
+# The CIS ids each test of tests_cluster/test_control_plane.py carries (tests_unit/test_markers.py holds its marks to them):
+# one case per row of its component.
+CIS_BY_TEST = {
+    "test_api_server_setting": tuple(row.id for row in rows_for(APISERVER)),
+    "test_controller_manager_setting": tuple(row.id for row in rows_for(CONTROLLER_MANAGER)),
+    "test_scheduler_setting": tuple(row.id for row in rows_for(SCHEDULER)),
+    "test_etcd_setting": tuple(row.id for row in rows_for(ETCD)),
+}
+
+
 def findings(control: Control, flags, files=None) -> list[Finding]:
     view = FlagView(control.component, flags, files)
     return [

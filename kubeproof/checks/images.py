@@ -18,6 +18,13 @@ from kubeproof.checks._workload import Container, PodTemplate, pod_template
 from kubeproof.results import Finding, NotVerified
 
 PROVENANCE_CONTROLS = ("5.5.1",)
+# The CIS ids each test of tests_cluster/test_images.py carries (tests_unit/test_markers.py holds its marks to them).
+CIS_BY_TEST = {
+    "test_images_come_from_allowed_registries": PROVENANCE_CONTROLS,
+    "test_images_are_not_latest_or_untagged": PROVENANCE_CONTROLS,
+    "test_images_are_pinned_by_digest": PROVENANCE_CONTROLS,
+    "test_mutable_images_are_always_pulled": PROVENANCE_CONTROLS,
+}
 DEFAULT_REGISTRY = "docker.io"
 LEGACY_DEFAULT_REGISTRY = "index.docker.io"
 OFFICIAL_REPOSITORY_PREFIX = "library/"

@@ -18,6 +18,13 @@ DEFAULT_NAMESPACE_CONTROLS = ("5.6.4",)
 # Resource policies and node segmentation have no CIS 1.12 control; the tests carry the NSA section.
 RESOURCE_POLICY_CONTROLS: tuple[str, ...] = ()
 DEDICATED_NODE_CONTROLS: tuple[str, ...] = ()
+# The CIS ids each test of tests_cluster/test_isolation.py carries (tests_unit/test_markers.py holds its marks to them).
+CIS_BY_TEST = {
+    "test_workload_is_not_in_the_default_namespace": DEFAULT_NAMESPACE_CONTROLS,
+    "test_namespace_has_a_resource_quota": RESOURCE_POLICY_CONTROLS,
+    "test_namespace_has_a_limit_range": RESOURCE_POLICY_CONTROLS,
+    "test_sensitive_workload_runs_only_on_dedicated_nodes": DEDICATED_NODE_CONTROLS,
+}
 
 # Kubernetes makes and runs these itself: kube-public holds the public cluster-info ConfigMap and
 # kube-node-lease the nodes' Lease objects, no pods; kube-system runs the cluster's own components,

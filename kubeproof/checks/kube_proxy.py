@@ -26,6 +26,8 @@ import yaml
 from kubeproof.results import Finding, NotVerified, ObjectRef
 
 CONTROL = "4.3.1"
+# The CIS ids each test of tests_cluster/test_kube_proxy.py carries (tests_unit/test_markers.py holds its marks to them).
+CIS_BY_TEST = {"test_kube_proxy_metrics_bound_to_localhost": (CONTROL,)}
 DEFAULT_METRICS_BIND_ADDRESS = "127.0.0.1:10249"
 CONFIGMAP = ObjectRef("ConfigMap", "kube-proxy", "kube-system")
 CONFIG_KEY = "config.conf"

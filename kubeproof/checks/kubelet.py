@@ -335,6 +335,12 @@ ROWS: tuple[Row, ...] = (
 )
 
 _BY_ID = {control.id: control for control in ROWS}
+# The CIS ids each test of tests_cluster/test_kubelet.py carries (tests_unit/test_markers.py holds its marks to them):
+# the configuration test judges every row read from /configz, the command-line test every row read from flags.
+CIS_BY_TEST = {
+    "test_kubelet_configuration": tuple(row.id for row in ROWS if not row.uses_flags),
+    "test_kubelet_command_line": tuple(row.id for row in ROWS if row.uses_flags),
+}
 
 
 def row(control_id: str) -> Row:

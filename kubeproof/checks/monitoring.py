@@ -21,6 +21,8 @@ from kubeproof.results import Finding, NotVerified, ObjectRef
 
 # No CIS 1.12 control asks for node agents; the tests carry the NSA section only.
 CONTROLS: tuple[str, ...] = ()
+# The CIS ids each test of tests_cluster/test_monitoring.py carries (tests_unit/test_markers.py holds its marks to them).
+CIS_BY_TEST = {"test_monitoring_agent_is_ready_on_every_node": CONTROLS}
 TAINT_EFFECTS_THAT_KEEP_PODS_OFF = ("NoSchedule", "NoExecute")
 
 # The DaemonSet controller gives each of its pods these tolerations (AddOrUpdateDaemonPodTolerations),

@@ -25,6 +25,11 @@ from kubeproof.results import Finding, NotVerified, ObjectRef
 
 CNI_CONTROLS = ("5.3.1",)
 INGRESS_CONTROLS = ("5.3.2",)
+# The CIS ids each test of tests_cluster/test_network.py carries (tests_unit/test_markers.py holds its marks to them).
+CIS_BY_TEST = {
+    "test_cni_enforces_network_policy": CNI_CONTROLS,
+    "test_sensitive_namespace_admits_no_ingress_from_every_namespace": INGRESS_CONTROLS,
+}
 UNKNOWN_CNI = "could not tell which CNI runs; check that it enforces NetworkPolicy"
 NO_NODES = "the cluster has no nodes, so it has no pod network to enforce NetworkPolicy on"
 FAKE_RUNTIME = ("the embedded cluster's pods run on a fake container runtime and have no network at all, so "

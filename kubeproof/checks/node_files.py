@@ -285,6 +285,13 @@ ROWS: tuple[Row, ...] = (
 )
 
 _BY_ID = {control.id: control for control in ROWS}
+# The CIS ids each test of tests_cluster/test_node_files.py carries (tests_unit/test_markers.py holds its marks to them):
+# one case per file row of the control plane (CIS 1.1) and of the worker nodes (CIS 4.1).
+CIS_BY_TEST = {
+    "test_control_plane_file": tuple(row.id for row in ROWS if row.id.startswith("1.1.")),
+    "test_worker_node_file": tuple(row.id for row in ROWS if row.id.startswith("4.1.")),
+    "test_etcd_has_a_certificate_authority_of_its_own": (ETCD_CA_CONTROL,),
+}
 
 
 def row(control_id: str) -> Row:

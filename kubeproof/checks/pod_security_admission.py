@@ -9,6 +9,12 @@ from kubeproof.results import Finding, NotVerified, ObjectRef
 
 LABEL_CONTROLS = ("5.2.1",)
 ADMISSION_CONTROLS = ("5.2.1", "5.2.2")
+# The CIS ids each test of tests_cluster/test_pod_security_admission.py carries (tests_unit/test_markers.py holds its marks to them).
+CIS_BY_TEST = {
+    "test_namespace_enforces_required_level": LABEL_CONTROLS,
+    "test_admission_rejects_a_privileged_pod": ADMISSION_CONTROLS,
+    "test_existing_pods_meet_the_required_level": ADMISSION_CONTROLS,
+}
 ENFORCE = "pod-security.kubernetes.io/enforce"
 ENFORCE_VERSION = "pod-security.kubernetes.io/enforce-version"
 RANK = {"privileged": 0, "baseline": 1, "restricted": 2}

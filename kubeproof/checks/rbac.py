@@ -7,6 +7,11 @@ from kubeproof.results import Finding, NotVerified, ObjectRef
 
 WILDCARD_CONTROLS = ("5.1.3",)
 CLUSTER_ADMIN_CONTROLS = ("5.1.1",)
+# The CIS ids each test of tests_cluster/test_rbac.py carries (tests_unit/test_markers.py holds its marks to them).
+CIS_BY_TEST = {
+    "test_role_grants_no_wildcards": WILDCARD_CONTROLS,
+    "test_cluster_admin_is_bound_only_to_allowed_subjects": CLUSTER_ADMIN_CONTROLS,
+}
 BOOTSTRAP_LABEL = "kubernetes.io/bootstrapping"
 WILDCARD_FIELDS = ("verbs", "resources", "apiGroups")
 

@@ -19,6 +19,14 @@ DEFAULT_IDENTITY_CONTROLS = ("5.1.5",)
 # No CIS 1.12 control is about legacy token secrets; the NSA guide's "protecting Pod service account
 # tokens" is where they belong, and the test carries that marker.
 TOKEN_SECRET_CONTROLS: tuple[str, ...] = ()
+# The CIS ids each test of tests_cluster/test_secrets.py carries (tests_unit/test_markers.py holds its marks to them).
+CIS_BY_TEST = {
+    "test_secrets_are_not_passed_as_environment_variables": ENV_CONTROLS,
+    "test_no_credential_is_written_into_environment_variables": ENV_CONTROLS,
+    "test_no_long_lived_service_account_token_is_stored": TOKEN_SECRET_CONTROLS,
+    "test_default_service_account_does_not_mount_its_token": DEFAULT_ACCOUNT_CONTROLS,
+    "test_workload_does_not_use_the_default_service_account": DEFAULT_IDENTITY_CONTROLS,
+}
 
 # Secrets listed as metadata (PartialObjectMetadata) carry no `type`. API validation refuses a secret
 # of type kubernetes.io/service-account-token without the name annotation, and the token controller

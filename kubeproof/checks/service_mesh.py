@@ -27,6 +27,12 @@ from kubeproof.snapshot import owned_by_a_workload
 
 # No CIS 1.12 control asks for a mesh; the tests carry the NSA section only.
 CONTROLS: tuple[str, ...] = ()
+# The CIS ids each test of tests_cluster/test_service_mesh.py carries (tests_unit/test_markers.py holds its marks to them).
+CIS_BY_TEST = {
+    "test_istio_requires_mutual_tls_mesh_wide": CONTROLS,
+    "test_peer_authentication_does_not_weaken_mutual_tls": CONTROLS,
+    "test_linkerd_meshes_application_namespace": CONTROLS,
+}
 
 ISTIO_GROUP = "security.istio.io"
 ISTIO_VERSION = "v1"

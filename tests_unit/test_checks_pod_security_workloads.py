@@ -1,4 +1,4 @@
-"""Unit tests for kubeproof.checks.workload_security: Pod Security Standards judged per workload, with
+"""Unit tests for kubeproof.checks.pod_security_workloads: Pod Security Standards judged per workload, with
 the level from the baseline and the version from the namespace's enforce-version label."""
 
 from __future__ import annotations
@@ -9,7 +9,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from kubeproof import cis, pod_security
-from kubeproof.checks import workload_security as ws
+from kubeproof.checks import pod_security_workloads as ws
 from kubeproof.results import Finding, NotVerified, ObjectRef
 from strategies import JSON, PROPERTY, mangled, never_passes, outcome, protect_prefixes
 from workloads import KINDS, container, pod_spec, spec_of, spec_path, with_container, workload, workloads

@@ -1,4 +1,4 @@
-"""Unit tests for kubeproof.checks.encryption (the EncryptionConfiguration and the stored secrets) and
+"""Unit tests for kubeproof.checks.etcd_encryption (the EncryptionConfiguration and the stored secrets) and
 kubeproof.backends.etcd.encryption_header. Key material must never reach any output."""
 
 from __future__ import annotations
@@ -12,12 +12,12 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from kubeproof.backends.etcd import PREFIX_BYTES, encryption_header
-from kubeproof.checks import encryption
+from kubeproof.checks import etcd_encryption
 from kubeproof.results import NotVerified, ObjectRef
 from strategies import JSON, NAMES, PROPERTY, mangled, never_passes, outcome, protect_prefixes
 
 PATH = "/etc/kubernetes/enc/config.yaml"
-FLAGS = {encryption.FLAG: PATH}
+FLAGS = {etcd_encryption.FLAG: PATH}
 APISERVER = ObjectRef("Component", "kube-apiserver")
 KEY = "c2VjcmV0IGlzIHNlY3VyZSwgb3IgaXMgaXQ/Cg=="  # base64 of the key; must never be shown
 KEY_PLAIN = base64.b64decode(KEY).decode()
@@ -47,7 +47,7 @@ def files(document) -> dict:
 
 
 def check(document):
-    return encryption.provider_findings(FLAGS, files(document), "unit test")
+    return etcd_encryption.provider_findings(FLAGS, files(document), "unit test")
 
 
 def shown(result) -> str:
@@ -64,21 +64,21 @@ def assert_no_key_material(text: str) -> None:
 
 
 # -- the configuration -----------------------------------------------------------------------------
-@pytest.mark.parametrize("flags", [{}, {encryption.FLAG: ""}, {"other-flag": PATH}])
+@pytest.mark.parametrize("flags", [{}, {etcd_encryption.FLAG: ""}, {"other-flag": PATH}])
 def test_flag_missing_is_a_finding(flags):
-    [finding] = encryption.provider_findings(flags, files(config((["secrets"], ["aescbc"]))), "unit test")
+    [finding] = etcd_encryption.provider_findings(flags, files(config((["secrets"], ["aescbc"]))), "unit test")
     assert finding.controls == ("1.2.27", "1.2.28")
     assert finding.object == APISERVER
     assert finding.path == "--encryption-provider-config"
     assert finding.observed == "not set"
-    assert encryption.secret_providers(flags, {}) == "no encryption configuration"
+    assert etcd_encryption.secret_providers(flags, {}) == "no encryption configuration"
 
 
 def test_configuration_file_not_readable_is_not_verified():
     with pytest.raises(NotVerified) as raised:
-        encryption.provider_findings(FLAGS, {}, "mirror pod kube-system/kube-apiserver-cp")
+        etcd_encryption.provider_findings(FLAGS, {}, "mirror pod kube-system/kube-apiserver-cp")
     assert PATH in raised.value.reason and "mirror pod" in raised.value.reason
-    assert encryption.secret_providers(FLAGS, {}) == "configuration file not readable from here"
+    assert etcd_encryption.secret_providers(FLAGS, {}) == "configuration file not readable from here"
 
 
 def test_identity_first_is_a_finding_naming_identity():
@@ -114,7 +114,7 @@ def test_secrets_not_covered_is_a_finding(resources):
     [finding] = check(config((resources, ["aescbc"])))
     assert finding.path == f"{PATH}: resources[*].resources"
     assert finding.observed == "secrets not listed"
-    assert encryption.secret_providers(FLAGS, files(config((resources, ["aescbc"])))) == "secrets not covered"
+    assert etcd_encryption.secret_providers(FLAGS, files(config((resources, ["aescbc"])))) == "secrets not covered"
 
 
 def test_no_entries_at_all_is_a_finding():
@@ -151,7 +151,7 @@ def test_unreadable_configurations_are_not_verified(document):
 
 def test_secret_providers_names_providers_only():
     document = config((["configmaps"], ["identity"]), (["secrets"], ["aescbc", "kms", "identity"]))
-    names = encryption.secret_providers(FLAGS, files(document))
+    names = etcd_encryption.secret_providers(FLAGS, files(document))
     assert names == ["aescbc", "kms", "identity"]
     assert_no_key_material(repr(names))
     assert KMS_ENDPOINT not in repr(names)
@@ -159,7 +159,7 @@ def test_secret_providers_names_providers_only():
 
 @pytest.mark.parametrize("text", ["resources: [unclosed", "7", "resources: 3", "resources: [{resources: 3}]"])
 def test_secret_providers_of_an_unreadable_configuration(text):
-    assert encryption.secret_providers(FLAGS, {PATH: text}) == "configuration not readable as an EncryptionConfiguration"
+    assert etcd_encryption.secret_providers(FLAGS, {PATH: text}) == "configuration not readable as an EncryptionConfiguration"
 
 
 def test_key_material_never_appears_in_any_output():
@@ -174,22 +174,22 @@ def test_key_material_never_appears_in_any_output():
         text = yaml.safe_dump(document)
         assert KEY in text  # the fixture really holds key material
         assert_no_key_material(shown(outcome(check, text)))
-        assert_no_key_material(repr(encryption.secret_providers(FLAGS, {PATH: text})))
+        assert_no_key_material(repr(etcd_encryption.secret_providers(FLAGS, {PATH: text})))
 
 
 # -- stored secrets --------------------------------------------------------------------------------
 def test_encrypted_secrets_pass():
     headers = [("/registry/secrets/a/one", "k8s:enc:aescbc:v1:key1"), ("/registry/secrets/b/two", "k8s:enc:kms:v2:vault")]
-    assert encryption.stored_secret_findings(headers) == []
+    assert etcd_encryption.stored_secret_findings(headers) == []
 
 
 def test_no_secrets_no_findings():
-    assert encryption.stored_secret_findings([]) == []
+    assert etcd_encryption.stored_secret_findings([]) == []
 
 
 def test_a_plain_secret_is_a_finding_naming_the_secret():
     headers = [("/registry/secrets/a/one", "k8s:enc:aescbc:v1:key1"), ("/registry/secrets/kube-system/token", None)]
-    [finding] = encryption.stored_secret_findings(headers)
+    [finding] = etcd_encryption.stored_secret_findings(headers)
     assert finding.controls == ("1.2.28",)
     assert finding.object == ObjectRef("Secret", "token", "kube-system")
     assert finding.path == "etcd /registry/secrets/kube-system/token"
@@ -197,14 +197,14 @@ def test_a_plain_secret_is_a_finding_naming_the_secret():
 
 
 def test_a_header_without_the_prefix_is_a_finding():
-    [finding] = encryption.stored_secret_findings([("/registry/secrets/a/one", "k8s:identity")])
+    [finding] = etcd_encryption.stored_secret_findings([("/registry/secrets/a/one", "k8s:identity")])
     assert finding.object == ObjectRef("Secret", "one", "a")
 
 
 def test_an_unusual_key_is_named_as_an_etcd_key():
-    [finding] = encryption.stored_secret_findings([("/custom-prefix/secrets/a/one", None)])
+    [finding] = etcd_encryption.stored_secret_findings([("/custom-prefix/secrets/a/one", None)])
     assert finding.object == ObjectRef("EtcdKey", "/custom-prefix/secrets/a/one")
-    assert encryption.secret_ref_from_key("/registry/secrets/ns") == ObjectRef("EtcdKey", "/registry/secrets/ns")
+    assert etcd_encryption.secret_ref_from_key("/registry/secrets/ns") == ObjectRef("EtcdKey", "/registry/secrets/ns")
 
 
 @pytest.mark.parametrize("pair", [(b"/registry/secrets/a/b", None), (None, "k8s:enc:aescbc:v1:k"),
@@ -212,7 +212,7 @@ def test_an_unusual_key_is_named_as_an_etcd_key():
                          ids=repr)
 def test_undecodable_entries_are_not_verified(pair):
     with pytest.raises(NotVerified):
-        encryption.stored_secret_findings([("/registry/secrets/x/y", "k8s:enc:aescbc:v1:k"), pair])
+        etcd_encryption.stored_secret_findings([("/registry/secrets/x/y", "k8s:enc:aescbc:v1:k"), pair])
 
 
 # -- etcd: the header and nothing else -------------------------------------------------------------
@@ -282,7 +282,7 @@ def test_well_formed_configurations_pass_only_with_an_encrypting_provider_first(
         assert finding.observed == "identity"
     else:
         assert result == []
-    assert encryption.secret_providers(FLAGS, files(document)) == providers
+    assert etcd_encryption.secret_providers(FLAGS, files(document)) == providers
     assert_no_key_material(shown(result))
 
 
@@ -300,7 +300,7 @@ def test_malformed_configurations_give_findings_or_not_verified_and_never_key_ma
     broken = data.draw(mangled(document))
     result = outcome(check, broken)
     assert_no_key_material(shown(result))
-    assert_no_key_material(repr(encryption.secret_providers(FLAGS, files(broken))))
+    assert_no_key_material(repr(etcd_encryption.secret_providers(FLAGS, files(broken))))
 
 
 @PROPERTY
@@ -318,6 +318,6 @@ def test_identity_first_for_secrets_is_never_passed_whatever_else_is_broken(data
                           st.none() | st.sampled_from(["k8s:enc:aescbc:v1:key1", "k8s:enc:kms:v2:p", "plain"]) | JSON),
                 max_size=6))
 def test_stored_headers_give_findings_or_not_verified_and_plain_values_are_never_passed(headers):
-    result = outcome(encryption.stored_secret_findings, headers)
+    result = outcome(etcd_encryption.stored_secret_findings, headers)
     if any(header is None or header == "plain" for _, header in headers):
         assert result != []

@@ -21,6 +21,13 @@ WARN_DAYS = 60
 # Version skew policy (kubernetes.io/releases/version-skew-policy, since 1.28): a kubelet may be up to
 # three minor versions older than kube-apiserver and never newer.
 MAX_KUBELET_LAG = 3
+# No CIS 1.12 control asks for a supported version: the tests of tests_cluster/test_version_currency.py
+# carry the NSA section only (tests_unit/test_markers.py holds them to that).
+CIS_BY_TEST: dict[str, tuple[str, ...]] = {
+    "test_api_server_version_is_supported": (),
+    "test_kubelet_version_is_supported": (),
+    "test_kubelet_is_within_skew_of_the_api_server": (),
+}
 _VERSION = re.compile(r"^v?(\d+)\.(\d+)(?:\.\d+)?(?:[-+].*)?$")
 
 _REMEDIATE_ENDED = (

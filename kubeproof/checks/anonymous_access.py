@@ -7,6 +7,11 @@ from kubeproof.results import Finding, NotVerified, ObjectRef
 
 PROBE_CONTROLS = ("1.2.1",)
 BINDING_CONTROLS = ("1.2.1", "5.1.1")
+# The CIS ids each test of tests_cluster/test_anonymous_access.py carries (tests_unit/test_markers.py holds its marks to them).
+CIS_BY_TEST = {
+    "test_unauthenticated_request_is_refused": PROBE_CONTROLS,
+    "test_binding_grants_nothing_to_unauthenticated_users": BINDING_CONTROLS,
+}
 PROBE_PATHS = ("/api", "/apis", "/version", "/healthz")
 UNAUTHENTICATED_SUBJECTS = ("User/system:anonymous", "Group/system:unauthenticated", "Group/system:anonymous")
 # Kubernetes' own default: the health and version endpoints are public to whoever is let in.

@@ -47,6 +47,8 @@ CIS_BY_CHECK = {
     "procMount_restricted": ("5.6.3",),
 }
 CIS_CONTROLS = tuple(sorted({c for ids in CIS_BY_CHECK.values() for c in ids}, key=lambda c: tuple(map(int, c.split(".")))))
+# The CIS ids each test of tests_cluster/test_pod_security_workloads.py carries (tests_unit/test_markers.py holds its marks to them).
+CIS_BY_TEST = {"test_workload_meets_the_required_pod_security_level": CIS_CONTROLS}
 _HOST_NAMESPACE_CONTROLS = {"hostPID": "5.2.3", "hostIPC": "5.2.4", "hostNetwork": "5.2.5"}
 
 REMEDIATION = {

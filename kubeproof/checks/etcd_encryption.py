@@ -8,6 +8,11 @@ from kubeproof.results import Finding, NotVerified, ObjectRef
 
 CONFIG_CONTROLS = ("1.2.27", "1.2.28")
 STORED_CONTROLS = ("1.2.28",)
+# The CIS ids each test of tests_cluster/test_etcd_encryption.py carries (tests_unit/test_markers.py holds its marks to them).
+CIS_BY_TEST = {
+    "test_encryption_configuration_encrypts_secrets_first": CONFIG_CONTROLS,
+    "test_every_stored_secret_is_encrypted": STORED_CONTROLS,
+}
 ENCRYPTING_PROVIDERS = ("aescbc", "aesgcm", "secretbox", "kms")
 FLAG = "encryption-provider-config"
 ENCRYPTED_PREFIX = "k8s:enc:"
