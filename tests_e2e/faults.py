@@ -31,7 +31,7 @@ from pathlib import Path
 
 from faultproxy import FAULTS, STATUS_FAULTS, FaultProxy, Rule
 
-from kubeproof.plugin import OBJECT_PARAMETERS
+from kubeproof.parameters import OBJECT_PARAMETERS
 from kubeproof.probes import INVALID_LEVEL
 from kubeproof.snapshot import KINDS
 

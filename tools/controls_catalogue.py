@@ -27,7 +27,7 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
-from kubeproof import plugin as _plugin  # noqa: E402  (the checkout's kubeproof, wherever this runs from)
+from kubeproof import parameters as _parameters  # noqa: E402  (the checkout's kubeproof, wherever this runs from)
 SUITE = ROOT / "tests_cluster"
 OUTPUT = ROOT / "docs" / "CONTROLS.md"
 DEFAULT_CONTROLS = ROOT / "kubeproof" / "data" / "cis-1.12-controls.json"
@@ -46,8 +46,8 @@ METHODS = (
     (("component_config",), "component configuration (effective flags and files)"),
     (("probes.anonymous",), "live probe (unauthenticated request)"),
 )
-# The parameters that stand for cluster objects are the plugin's (one registry).
-OBJECT_PARAMETERS = tuple(_plugin.OBJECT_PARAMETERS)
+# The parameters that stand for cluster objects, from the one registry the plugin also reads.
+OBJECT_PARAMETERS = tuple(_parameters.OBJECT_PARAMETERS)
 READ_OBJECTS = "objects read from the API"
 
 # Where a test's data cannot be seen, so its controls are not verified there (by test file).
