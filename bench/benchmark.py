@@ -278,7 +278,7 @@ def check_expectations(manifest: dict, results_path: str) -> dict:
 def trivial_once(items: int, out: Path, with_reports: bool) -> dict:
     folder = Path(tempfile.mkdtemp(prefix="trivial-", dir=out))
     (folder / "test_trivial.py").write_text(
-        "import pytest\n\n\n@pytest.mark.parametrize('i', range(%d))\ndef test_x(i):\n    pass\n" % items)
+        f"import pytest\n\n\n@pytest.mark.parametrize('i', range({items}))\ndef test_x(i):\n    pass\n")
     extra = [f"--html={folder / 'r.html'}", "--self-contained-html", f"--junitxml={folder / 'j.xml'}"] if with_reports else []
     env = {**os.environ, "PYTHONPATH": str(BENCH), "KUBEPROOF_PHASES_FILE": str(folder / "phases.json")}
     result = timed([PYTHON, "-m", "pytest", "test_trivial.py", "-q", "-p", "no:cacheprovider", "-p", "phase_timer", *extra],

@@ -191,7 +191,7 @@ def deployment(i: int, replicas: int) -> dict:
 
 
 def _config_text(i: int) -> str:
-    lines = [f"service.name=service-{i % 40}", f"service.port=8080", f"team=team-{i % 20}"]
+    lines = [f"service.name=service-{i % 40}", "service.port=8080", f"team=team-{i % 20}"]
     lines += [f"feature.flag.{n}={'true' if (i + n) % 3 else 'false'}" for n in range(40)]
     lines += [f"upstream.{n}.url=http://upstream-{n}.{namespace_name((i + n) % 7)}.svc:8080" for n in range(12)]
     return "\n".join(lines) + "\n"
@@ -528,7 +528,7 @@ class Tally:
 
 def _write(client, write: Write, tally: Tally) -> None:
     delay = 0.2
-    for attempt in range(ATTEMPTS):
+    for _ in range(ATTEMPTS):
         try:
             status, answer, retry_after = client.send(write.method, write.path, write.body)
         except (OSError, urllib3.exceptions.HTTPError) as error:

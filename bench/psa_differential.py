@@ -36,11 +36,11 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path[:0] = [str(ROOT), str(ROOT / "tests_e2e")]
 
+import psa_lab  # noqa: E402
+import psa_strategies  # noqa: E402
 from hypothesis import HealthCheck, Phase, given, reject, seed, settings  # noqa: E402
 from hypothesis import strategies as st  # noqa: E402
 
-import psa_lab  # noqa: E402
-import psa_strategies  # noqa: E402
 from kubeproof.controlplane import EmbeddedCluster  # noqa: E402
 
 KINDS = ("pods", "workloads", "ephemeral")
@@ -148,7 +148,7 @@ def main(argv: list[str] | None = None) -> int:
     counts = _counts(args.count, args.split)
 
     began = time.monotonic()
-    started = datetime.datetime.now(datetime.timezone.utc)
+    started = datetime.datetime.now(datetime.UTC)
     report = {
         "command": "python bench/psa_differential.py " + " ".join(argv if argv is not None else sys.argv[1:]),
         "date": started.isoformat(timespec="seconds"),

@@ -16,10 +16,20 @@ SUMS = "SHA256SUMS"
 
 class RunFolder:
     def __init__(self, report_dir: Path, stem: str):
-        self.stem = stem
-        self.final = report_dir / stem
-        self.partial = report_dir / f".{stem}.partial"
-        self.partial.mkdir(parents=True, exist_ok=False)
+        report_dir.mkdir(parents=True, exist_ok=True)
+        # Two runs of one cluster within the same second share a timestamp: the second takes -2, -3...
+        for attempt in range(1, 1000):
+            self.stem = stem if attempt == 1 else f"{stem}-{attempt}"
+            self.final = report_dir / self.stem
+            self.partial = report_dir / f".{self.stem}.partial"
+            if self.final.exists():
+                continue
+            try:
+                self.partial.mkdir()
+                return
+            except FileExistsError:
+                continue
+        raise FileExistsError(f"{report_dir}: no free run folder name for {stem}")
 
     @property
     def html(self) -> Path:
@@ -113,7 +123,6 @@ def write_junit(path: Path, records: list, *, strict: bool, started: str, second
     the end (60 MB at 34,000 results)."""
     from xml.etree import ElementTree
 
-    from kubeproof.evidence import outcome_counts
 
     counts = outcome_counts(records, strict=strict)
     suite = ElementTree.Element("testsuite", name="kubeproof", errors=str(counts["error"]), failures=str(counts["failed"]),

@@ -10,7 +10,6 @@ import html
 import json
 from collections import Counter, defaultdict
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 
 from kubeproof.practices import FRAMEWORKS, PRACTICES

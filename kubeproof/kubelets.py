@@ -191,7 +191,7 @@ def handshake_completes(address: str, port: int, timeout: float) -> str | None:
                 return None
     except ConnectionRefusedError:
         return f"connection refused at {address}:{port}"
-    except (socket.timeout, TimeoutError):
+    except TimeoutError:
         return f"no answer from {address}:{port} within {timeout:g} s"
     except (OSError, ssl.SSLError) as error:
         return f"{address}:{port}: {error}"
@@ -207,7 +207,7 @@ def read_only_port_answer(address: str, port: int, timeout: float) -> Reply:
             head = sock.recv(64).decode(errors="replace")
     except ConnectionRefusedError:
         return Reply(request, error="connection refused", refused=True)
-    except (socket.timeout, TimeoutError):
+    except TimeoutError:
         return Reply(request, error=f"no answer within {timeout:g} s")
     except OSError as error:
         return Reply(request, error=str(error))
@@ -276,7 +276,7 @@ def sweep(endpoints: list[Endpoint], timeout: float, concurrency: int) -> dict[s
                 deadline_of[sock] = time.monotonic() + timeout
             now = time.monotonic()
             wait = max(0.0, min(deadline_of.values()) - now) if deadline_of else 0.0
-            for key, events in selector.select(timeout=min(wait, 0.5)):
+            for key, _ in selector.select(timeout=min(wait, 0.5)):
                 sock, (endpoint, stage) = key.fileobj, key.data
                 where = f"{endpoint.address}:{endpoint.port}"
                 if stage == "connect":

@@ -123,7 +123,7 @@ def pytest_configure(config):
     config.stash[AUDIT] = None
     config.stash[RUN] = None
     config.stash[RECORDS] = []
-    config.stash[STARTED] = datetime.datetime.now(datetime.timezone.utc)
+    config.stash[STARTED] = datetime.datetime.now(datetime.UTC)
     if not _is_audit(config):
         return
     try:

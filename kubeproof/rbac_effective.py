@@ -86,7 +86,7 @@ class Identity:
     def superuser(self) -> bool:
         return MASTERS in self.groups
 
-    def review_spec(self, request: "Request") -> dict:
+    def review_spec(self, request: Request) -> dict:
         """The spec of a SubjectAccessReview asking the real authorizer the same question."""
         spec: dict = {"groups": list(self.groups)} if self.groups else {}
         if self.user:
@@ -109,7 +109,7 @@ class Subject:
         return f"{self.kind}/{self.name}"
 
     @classmethod
-    def parse(cls, reference: str) -> "Subject":
+    def parse(cls, reference: str) -> Subject:
         """'User/alice', 'Group/devs', 'ServiceAccount/ns/name' (as rbac.subject_reference writes them)."""
         kind, _, rest = reference.partition("/")
         if kind == "ServiceAccount":
@@ -197,10 +197,10 @@ class Request:
         where = f"in namespace {self.namespace}" if self.namespace else "cluster-wide"
         return f"{self.verb} {resource}{named} {where}"
 
-    def in_namespace(self, namespace: str) -> "Request":
+    def in_namespace(self, namespace: str) -> Request:
         return Request(self.verb, self.resource, self.group, namespace, self.subresource, self.name, self.path)
 
-    def named(self, name: str) -> "Request":
+    def named(self, name: str) -> Request:
         return Request(self.verb, self.resource, self.group, self.namespace, self.subresource, name, self.path)
 
 
@@ -221,7 +221,7 @@ class Rule:
     non_resource_urls: tuple[str, ...] = ()
 
     @classmethod
-    def parse(cls, raw, where: str) -> "Rule":
+    def parse(cls, raw, where: str) -> Rule:
         if not isinstance(raw, dict):
             raise NotVerified(f"{where} is a {type(raw).__name__}, not a rule")
         return cls(
@@ -283,7 +283,7 @@ class RuleSet:
             raise NotVerified("; ".join(self.unreadable))
         return None
 
-    def union(self, other: "RuleSet") -> "RuleSet":
+    def union(self, other: RuleSet) -> RuleSet:
         rules = self.rules + tuple(r for r in other.rules if r not in self.rules)
         unreadable = self.unreadable + tuple(u for u in other.unreadable if u not in self.unreadable)
         return RuleSet(rules, unreadable)

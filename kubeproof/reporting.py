@@ -84,7 +84,7 @@ def git_commit(root) -> str:
 
 
 def _now() -> str:
-    return datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds")
+    return datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds")
 
 
 # -- the pytest-html page --------------------------------------------------------------------------
@@ -170,7 +170,7 @@ def write_artifacts(config, exitstatus) -> None:
                     "fixed": governance.fixed(tests_run) if governance.accepted is not None else []},
     }, "results", (r.to_dict() for r in records))
     write_junit(run.junit, records, strict=bool(config.getoption("strict")), started=described["started (UTC)"],
-                seconds=(datetime.datetime.now(datetime.timezone.utc) - config.stash[STARTED]).total_seconds(),
+                seconds=(datetime.datetime.now(datetime.UTC) - config.stash[STARTED]).total_seconds(),
                 hostname=platform.node())
     run.write_json("results.sarif", sarif_log(records, kubeproof.__version__, getattr(audit.backend, "sources", {})))
     if config.getoption("update_baseline"):

@@ -24,7 +24,7 @@ class ObjectRef:
     uid: str | None = None
 
     @classmethod
-    def of(cls, obj: dict, kind: str | None = None) -> "ObjectRef":
+    def of(cls, obj: dict, kind: str | None = None) -> ObjectRef:
         metadata = obj.get("metadata") if isinstance(obj, dict) else None
         metadata = metadata if isinstance(metadata, dict) else {}
         return cls(

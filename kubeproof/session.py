@@ -214,7 +214,7 @@ class Audit:
         self.fingerprint = f"kube-system uid {uid}" if namespace.ok and uid else f"unknown (HTTP {namespace.status})"
 
     @classmethod
-    def open(cls, options: Options, root: Path, progress=None) -> "Audit":
+    def open(cls, options: Options, root: Path, progress=None) -> Audit:
         cluster = resolve_cluster(options)
         baseline_path = baselines.locate(options.baseline, cluster, root)
         try:

@@ -32,7 +32,7 @@ def judge(subject: ObjectRef, what: str, version: str, support, verdict) -> None
     warning = version_currency.warning_text(str(subject), status)
     if warning:
         verdict.observe(warning=warning)
-        warnings.warn(version_currency.SupportEndingSoon(warning))
+        warnings.warn(version_currency.SupportEndingSoon(warning), stacklevel=2)
     verdict(version_currency.currency_findings(subject, what, version, status))
 
 

@@ -20,7 +20,7 @@ import re
 import ssl
 import threading
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from urllib.parse import parse_qsl, urlencode, urlsplit
@@ -128,7 +128,7 @@ class FaultProxy:
         self._thread: threading.Thread | None = None
 
     # -- lifecycle --------------------------------------------------------------------------------
-    def start(self) -> "FaultProxy":
+    def start(self) -> FaultProxy:
         proxy = self
 
         class Handler(_Handler):
@@ -148,7 +148,7 @@ class FaultProxy:
         self._admin.clear()
         self._anonymous.clear()
 
-    def __enter__(self) -> "FaultProxy":
+    def __enter__(self) -> FaultProxy:
         return self.start()
 
     def __exit__(self, *exc) -> None:

@@ -32,10 +32,10 @@ import time
 from collections import Counter
 from dataclasses import dataclass, field
 
+import psa_strategies
+
 from kubeproof.backends import LocalBackend
 from kubeproof.pod_security import evaluate
-
-import psa_strategies
 
 LEVELS = ("baseline", "restricted")
 # Versions every example is checked at. Each example is also checked at one version it draws from
@@ -216,7 +216,7 @@ class Lab:
         self.stats = {level: {"Pod": Stats(), "workload": Stats(), "ephemeral": Stats()} for level in levels}
 
     # set-up
-    def prepare(self) -> "Lab":
+    def prepare(self) -> Lab:
         version = self._admin("GET", "/version")
         self.latest_minor = int(re.match(r"\d+", version["minor"]).group())
         names = [PRIVILEGED_NAMESPACE] + [namespace_for(lv, v) for lv in self.levels for v in self.versions]

@@ -11,8 +11,8 @@ open are caught by live requests (the finding quotes the answer), not only by th
 from __future__ import annotations
 
 import pytest
-
 from suite_runs import run_suite
+
 from kubeproof.checks import kubelet
 from kubeproof.controlplane import EmbeddedCluster
 from kubeproof.controlplane.embedded import Settings

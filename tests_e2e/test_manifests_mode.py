@@ -4,7 +4,6 @@ reported with file and line and the run exits 1; a YAML syntax error exits 2 nam
 from __future__ import annotations
 
 import shutil
-from pathlib import Path
 
 from suite_runs import ROOT, run_suite
 

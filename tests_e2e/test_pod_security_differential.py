@@ -28,16 +28,15 @@ from __future__ import annotations
 
 import os
 
+import psa_lab
 import pytest
 from hypothesis import HealthCheck, example, given, reject, settings
 from hypothesis import strategies as st
+from psa_lab import ALL_VERSIONS, LEVELS, Discard, Lab, namespace_for
+from psa_strategies import IMAGE, LABELS, ephemeral_cases, pods, workload, workloads
 
 from kubeproof.controlplane import EmbeddedCluster
 from kubeproof.pod_security import CHECKS
-
-import psa_lab
-from psa_lab import ALL_VERSIONS, LEVELS, Discard, Lab, namespace_for
-from psa_strategies import IMAGE, LABELS, ephemeral_cases, pods, workload, workloads
 
 EXAMPLES = int(os.environ.get("KUBEPROOF_PSA_EXAMPLES", "300"))
 SIDE_EXAMPLES = max(EXAMPLES // 3, 20)

@@ -8,10 +8,10 @@ from xml.etree import ElementTree
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
+from strategies import JSON, PROPERTY
 
 from kubeproof.artifacts import SUMS, RunFolder, write_junit
 from kubeproof.evidence import STATUSES, Record, outcome_counts
-from strategies import JSON, PROPERTY
 
 
 @PROPERTY
@@ -91,3 +91,14 @@ def test_junit_cases_keep_names_controls_and_findings_as_text(tmp_path):
     failure = case.find("failure")
     assert failure.get("message") == "Role/a<b/x&y: rules[0] is ['*']; expected explicit verbs"
     assert failure.text.endswith("why <failed>")
+
+
+def test_two_runs_in_the_same_second_get_folders_of_their_own(tmp_path):
+    first, second = RunFolder(tmp_path, "local-20260101T000000Z"), RunFolder(tmp_path, "local-20260101T000000Z")
+    assert second.stem == "local-20260101T000000Z-2"
+    first.finish()
+    third = RunFolder(tmp_path, "local-20260101T000000Z")  # the first's final folder exists now
+    second.finish()
+    third.finish()
+    assert sorted(p.name for p in tmp_path.iterdir()) == [
+        "local-20260101T000000Z", "local-20260101T000000Z-2", "local-20260101T000000Z-3"]

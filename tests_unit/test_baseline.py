@@ -12,10 +12,10 @@ import pytest
 import yaml
 from hypothesis import given
 from hypothesis import strategies as st
+from strategies import JSON, PROPERTY, mangled
 
 from kubeproof import baseline as bl
 from kubeproof.baseline import Baseline, BaselineError
-from strategies import JSON, PROPERTY, mangled
 
 ROOT = Path(__file__).resolve().parents[1]
 

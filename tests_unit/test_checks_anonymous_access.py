@@ -7,10 +7,10 @@ import copy
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
+from strategies import JSON, NAMES, PROPERTY, baseline, mangled, never_passes, outcome, protect_prefixes
 
 from kubeproof.checks import anonymous_access
 from kubeproof.results import NotVerified, ObjectRef
-from strategies import JSON, NAMES, PROPERTY, baseline, mangled, never_passes, outcome, protect_prefixes
 
 DEFAULT = baseline()
 ANONYMOUS_USER = {"apiGroup": "rbac.authorization.k8s.io", "kind": "User", "name": "system:anonymous"}

@@ -12,11 +12,11 @@ import pytest
 import yaml
 from hypothesis import given
 from hypothesis import strategies as st
+from strategies import JSON, PROPERTY, mangled, never_passes, outcome
 
 from kubeproof.checks import audit_logging as audit
 from kubeproof.checks import control_plane as cp
 from kubeproof.results import NotVerified
-from strategies import JSON, PROPERTY, mangled, never_passes, outcome
 
 POLICY = "/etc/kubernetes/audit-policy.yaml"
 FLAGS = {"audit-policy-file": POLICY, "audit-log-path": "/var/log/kubernetes/audit.log",

@@ -5,16 +5,16 @@ cannot be read is NotVerified; and every automated CIS control of sections 1.2-1
 
 from __future__ import annotations
 
-
 import pytest
 import yaml
 from hypothesis import given
 from hypothesis import strategies as st
+from strategies import JSON, PROPERTY, never_passes, outcome
 
 from kubeproof import cis
-from kubeproof.checks import audit_logging, control_plane as cp
+from kubeproof.checks import audit_logging
+from kubeproof.checks import control_plane as cp
 from kubeproof.results import Finding, NotVerified, ObjectRef
-from strategies import JSON, PROPERTY, never_passes, outcome
 
 ROWS = {row.id: row for row in cp.ROWS}
 

@@ -10,11 +10,11 @@ import pytest
 import yaml
 from hypothesis import given
 from hypothesis import strategies as st
+from strategies import JSON, NAMES, PROPERTY, mangled, never_passes, outcome, protect_prefixes
 
 from kubeproof.backends.etcd import PREFIX_BYTES, encryption_header
 from kubeproof.checks import etcd_encryption
 from kubeproof.results import NotVerified, ObjectRef
-from strategies import JSON, NAMES, PROPERTY, mangled, never_passes, outcome, protect_prefixes
 
 PATH = "/etc/kubernetes/enc/config.yaml"
 FLAGS = {etcd_encryption.FLAG: PATH}

@@ -6,12 +6,12 @@ from __future__ import annotations
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
+from strategies import JSON, PROPERTY, mangled, never_passes, outcome, protect_prefixes
+from workloads import DIGEST, GOOD_IMAGE, container, pod_spec, with_container, workload, workloads
 
 from kubeproof.checks import images
 from kubeproof.checks.images import ImageReference, parse_image
 from kubeproof.results import NotVerified, ObjectRef
-from strategies import JSON, PROPERTY, mangled, never_passes, outcome, protect_prefixes
-from workloads import DIGEST, GOOD_IMAGE, container, pod_spec, with_container, workload, workloads
 
 ALLOWED = ("registry.example.com", "ghcr.io/org")
 

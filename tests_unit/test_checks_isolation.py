@@ -6,12 +6,12 @@ from __future__ import annotations
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
+from strategies import JSON, NAMES, PROPERTY, mangled, never_passes, outcome, protect_prefixes
+from workloads import pod_spec, spec_key, spec_of, workload, workloads
 
 from kubeproof.checks import isolation
 from kubeproof.checks.isolation import Taint
 from kubeproof.results import NotVerified, ObjectRef
-from strategies import JSON, NAMES, PROPERTY, mangled, never_passes, outcome, protect_prefixes
-from workloads import pod_spec, spec_key, spec_of, workload, workloads
 
 
 def namespace(name="team") -> dict:

@@ -11,11 +11,11 @@ import pytest
 import yaml
 from hypothesis import given
 from hypothesis import strategies as st
+from strategies import JSON, PROPERTY, mangled, never_passes, outcome, protect_prefixes
 
 from kubeproof import cis
 from kubeproof.checks import kube_proxy as kp
 from kubeproof.results import NotVerified, ObjectRef
-from strategies import JSON, PROPERTY, mangled, never_passes, outcome, protect_prefixes
 
 # config.conf as kubeadm writes it into the kube-proxy ConfigMap (abridged).
 KUBEADM = """\

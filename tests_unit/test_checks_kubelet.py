@@ -10,12 +10,12 @@ import copy
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
+from strategies import JSON, PROPERTY, mangled, never_passes, outcome, protect_prefixes
 
 from kubeproof import cis
 from kubeproof.checks import kubelet as kl
 from kubeproof.checks.control_plane import STRONG_CIPHER_SUITES
 from kubeproof.results import Finding, NotVerified, ObjectRef
-from strategies import JSON, PROPERTY, mangled, never_passes, outcome, protect_prefixes
 
 NODE = "worker-1"
 DELETE = object()

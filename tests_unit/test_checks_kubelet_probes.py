@@ -9,13 +9,13 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import pytest
+from test_checks_kubelet import GOOD, changed
 
 from kubeproof.checks import kubelet
 from kubeproof.checks import kubelet_probes as kp
 from kubeproof.checks.kubelet_probes import OFF, ON, Outcome
 from kubeproof.kubelets import Reply
 from kubeproof.results import ObjectRef
-from test_checks_kubelet import GOOD, changed
 
 NODE = "worker-7"
 

@@ -8,10 +8,10 @@ import copy
 import pytest
 from hypothesis import assume, given
 from hypothesis import strategies as st
+from strategies import JSON, PROPERTY, mangled, never_passes, outcome, protect_prefixes
 
 from kubeproof.checks import monitoring as mon
 from kubeproof.results import NotVerified, ObjectRef
-from strategies import JSON, PROPERTY, mangled, never_passes, outcome, protect_prefixes
 
 PATTERN = "logging/fluent-bit"
 

@@ -6,10 +6,10 @@ from __future__ import annotations
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
+from strategies import JSON, PROPERTY, mangled, never_passes, outcome, protect_prefixes
 
 from kubeproof.checks import network as net
 from kubeproof.results import NotVerified, ObjectRef
-from strategies import JSON, PROPERTY, mangled, never_passes, outcome, protect_prefixes
 
 
 def daemonset(name, image="example.com/agent:1", namespace="kube-system", labels=None, containers=None,

@@ -6,10 +6,10 @@ from __future__ import annotations
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
+from strategies import JSON, NAMES, PROPERTY, mangled, never_passes, outcome
 
 from kubeproof.checks import network_policy as np
 from kubeproof.results import NotVerified, ObjectRef
-from strategies import JSON, NAMES, PROPERTY, mangled, never_passes, outcome
 
 NS = {"kind": "Namespace", "metadata": {"name": "shop"}}
 DENY_ALL = {"podSelector": {}, "policyTypes": ["Ingress", "Egress"]}

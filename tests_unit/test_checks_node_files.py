@@ -11,11 +11,11 @@ import copy
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
+from strategies import JSON, PROPERTY, mangled, never_passes, outcome, protect_prefixes
 
 from kubeproof import cis
 from kubeproof.checks import node_files as nf
 from kubeproof.results import Finding, NotVerified, ObjectRef
-from strategies import JSON, PROPERTY, mangled, never_passes, outcome, protect_prefixes
 
 NODE = "control-plane-1"
 PKI = "/etc/kubernetes/pki"

@@ -6,10 +6,10 @@ from __future__ import annotations
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
+from strategies import JSON, NAMES, PROPERTY, mangled, never_passes, outcome
 
 from kubeproof.checks import pod_security_admission as psa
 from kubeproof.results import NotVerified, ObjectRef
-from strategies import JSON, NAMES, PROPERTY, mangled, never_passes, outcome
 
 LEVELS = ["privileged", "baseline", "restricted"]
 LABEL_PATH = "metadata.labels[pod-security.kubernetes.io/enforce]"

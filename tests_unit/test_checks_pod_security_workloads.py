@@ -3,16 +3,15 @@ the level from the baseline and the version from the namespace's enforce-version
 
 from __future__ import annotations
 
-
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
+from strategies import JSON, PROPERTY, mangled, never_passes, outcome, protect_prefixes
+from workloads import KINDS, container, pod_spec, spec_of, spec_path, with_container, workload, workloads
 
 from kubeproof import cis, pod_security
 from kubeproof.checks import pod_security_workloads as ws
 from kubeproof.results import Finding, NotVerified, ObjectRef
-from strategies import JSON, PROPERTY, mangled, never_passes, outcome, protect_prefixes
-from workloads import KINDS, container, pod_spec, spec_of, spec_path, with_container, workload, workloads
 
 CIS_IDS = cis.ids()
 

@@ -5,10 +5,10 @@ from __future__ import annotations
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
+from strategies import JSON, NAMES, PROPERTY, baseline, mangled, never_passes, outcome, protect_prefixes
 
 from kubeproof.checks import _shape, rbac
 from kubeproof.results import Finding, NotVerified, ObjectRef
-from strategies import JSON, NAMES, PROPERTY, baseline, mangled, never_passes, outcome, protect_prefixes
 
 DEFAULT = baseline()
 

@@ -5,12 +5,12 @@ from __future__ import annotations
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
+from strategies import NAMES, PROPERTY, SMALL_PROPERTY, baseline, mangled
+from test_rbac_effective import account, clusterrole, crb, group, policy, rb, role, rule, user
 
 from kubeproof.checks import rbac_privileges as privileges
 from kubeproof.rbac_effective import Request, Subject
 from kubeproof.results import Finding, NotVerified, ObjectRef
-from strategies import NAMES, PROPERTY, SMALL_PROPERTY, baseline, mangled
-from test_rbac_effective import account, clusterrole, crb, group, policy, rb, role, rule, user
 
 DEFAULT = baseline()
 BOOTSTRAP = {"kubernetes.io/bootstrapping": "rbac-defaults"}

@@ -9,11 +9,11 @@ import json
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
+from strategies import JSON, NAMES, PROPERTY, mangled, never_passes, outcome, protect_prefixes
+from workloads import container, pod_spec, spec_of, with_container, workload, workloads
 
 from kubeproof.checks import secrets
 from kubeproof.results import NotVerified, ObjectRef
-from strategies import JSON, NAMES, PROPERTY, mangled, never_passes, outcome, protect_prefixes
-from workloads import container, pod_spec, spec_of, with_container, workload, workloads
 
 MARKER = "kubeproof-unit-marker-9f2c7e"
 

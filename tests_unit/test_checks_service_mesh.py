@@ -6,10 +6,10 @@ from __future__ import annotations
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
+from strategies import JSON, PROPERTY, mangled, never_passes, outcome, protect_prefixes
 
 from kubeproof.checks import service_mesh as sm
 from kubeproof.results import NotVerified, ObjectRef
-from strategies import JSON, PROPERTY, mangled, never_passes, outcome, protect_prefixes
 
 
 def peer_auth(name="default", namespace="istio-system", mode="STRICT", selector=None, ports=None) -> dict:

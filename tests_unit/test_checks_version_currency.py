@@ -9,11 +9,11 @@ import datetime
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
+from strategies import JSON, PROPERTY, never_passes, outcome
 
 from kubeproof import release_support
 from kubeproof.checks import version_currency
 from kubeproof.results import NotVerified, ObjectRef
-from strategies import JSON, PROPERTY, never_passes, outcome
 
 DOCUMENT = release_support.load()
 TABLE = version_currency.parse_table(DOCUMENT)

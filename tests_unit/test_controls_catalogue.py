@@ -13,7 +13,6 @@ from pathlib import Path
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
-
 from strategies import PROPERTY
 
 ROOT = Path(__file__).resolve().parents[1]

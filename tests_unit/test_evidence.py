@@ -11,10 +11,10 @@ from html.parser import HTMLParser
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
+from strategies import JSON, PROPERTY
 
 from kubeproof.evidence import STATUSES, Record, counts_by_control, counts_by_practice, row_html, summary_html
 from kubeproof.results import Evidence, Finding, NotVerified, ObjectRef
-from strategies import JSON, PROPERTY
 
 SCRIPT = "<script>alert(1)</script>"
 ATTRIBUTE = '"><img src=x onerror=alert(1)>'

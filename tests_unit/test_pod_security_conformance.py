@@ -14,7 +14,7 @@ from the module proxy first.
 from __future__ import annotations
 
 import re
-from functools import lru_cache
+from functools import cache
 from pathlib import Path
 
 import pytest
@@ -65,7 +65,7 @@ def _fixture_cases() -> list:
 FIXTURE_CASES = _fixture_cases()
 
 
-@lru_cache(maxsize=None)
+@cache
 def _parse(text: str):
     # Most fixtures repeat unchanged across versions; parse each text once.
     return yaml.load(text, Loader=_YAML_LOADER)

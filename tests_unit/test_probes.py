@@ -36,7 +36,7 @@ def test_answers_asked_ahead_are_the_ones_the_tests_get_and_nothing_is_asked_twi
     asked = len(backend.asked)
     answers = [probes.privileged_pod(n) for n in names]
     assert len(backend.asked) == asked == 40
-    assert all(a.status == 201 and a.path == f"/api/v1/namespaces/{n}/pods" for a, n in zip(answers, names))
+    assert all(a.status == 201 and a.path == f"/api/v1/namespaces/{n}/pods" for a, n in zip(answers, names, strict=True))
 
 
 def test_a_failure_stops_asking_ahead_and_each_test_meets_it_itself():

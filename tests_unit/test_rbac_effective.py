@@ -10,12 +10,19 @@ import copy
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
+from strategies import JSON, PROPERTY, SMALL_PROPERTY, mangled
 
 from kubeproof.rbac_effective import (
-    Identity, Policy, Request, Rule, Subject, read_binding, service_account_user, split_service_account_user,
+    Identity,
+    Policy,
+    Request,
+    Rule,
+    Subject,
+    read_binding,
+    service_account_user,
+    split_service_account_user,
 )
 from kubeproof.results import NotVerified
-from strategies import JSON, PROPERTY, SMALL_PROPERTY, mangled
 
 RBAC = "rbac.authorization.k8s.io"
 ALICE = Subject("User", "alice")

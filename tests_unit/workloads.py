@@ -6,7 +6,6 @@ from __future__ import annotations
 import copy
 
 from hypothesis import strategies as st
-
 from strategies import NAMES
 
 DIGEST = "sha256:" + "0123456789abcdef" * 4
@@ -89,8 +88,11 @@ CONTAINERS = st.builds(
 )
 
 
+NAMESPACES = st.sampled_from(["team", "default", "payments"])
+
+
 @st.composite
-def workloads(draw, kinds=KINDS, namespaces=st.sampled_from(["team", "default", "payments"])):
+def workloads(draw, kinds=KINDS, namespaces=NAMESPACES):
     kind = draw(st.sampled_from(kinds))
     spec = pod_spec(containers=draw(st.lists(CONTAINERS, min_size=1, max_size=3)))
     if draw(st.booleans()):

@@ -28,6 +28,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 from kubeproof import parameters as _parameters  # noqa: E402  (the checkout's kubeproof, wherever this runs from)
+
 SUITE = ROOT / "tests_cluster"
 OUTPUT = ROOT / "docs" / "CONTROLS.md"
 DEFAULT_CONTROLS = ROOT / "kubeproof" / "data" / "cis-1.12-controls.json"

@@ -16,7 +16,6 @@ from pathlib import Path
 import yaml
 
 from kubeproof.backends import files
-
 from kubeproof.backends.etcd import EtcdAccess, EtcdReader
 from kubeproof.backends.http import Answer, CredentialsError, KubeHttp, Unreachable
 

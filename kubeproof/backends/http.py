@@ -91,7 +91,7 @@ class KubeHttp:
         self._anonymous = urllib3.PoolManager(**kwargs)
 
     @classmethod
-    def from_kubeconfig(cls, kubeconfig: str | None, context: str | None) -> "KubeHttp":
+    def from_kubeconfig(cls, kubeconfig: str | None, context: str | None) -> KubeHttp:
         from kubernetes import client, config
 
         configuration = client.Configuration()
@@ -112,7 +112,7 @@ class KubeHttp:
         )
 
     @classmethod
-    def from_service_account(cls, folder: str, host: str, port: str) -> "KubeHttp":
+    def from_service_account(cls, folder: str, host: str, port: str) -> KubeHttp:
         """In a pod: the mounted service-account token and CA, and the API server from the
         environment. The token is re-read on every request, as the kubelet rotates it."""
         token_file, ca_file = os.path.join(folder, "token"), os.path.join(folder, "ca.crt")

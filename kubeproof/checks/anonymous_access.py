@@ -5,6 +5,8 @@ from __future__ import annotations
 from kubeproof.checks.rbac import binding_reference, role_ref, subjects
 from kubeproof.results import Finding, NotVerified, ObjectRef
 
+PRACTICE = "API server anonymous access"
+
 PROBE_CONTROLS = ("1.2.1",)
 BINDING_CONTROLS = ("1.2.1", "5.1.1")
 # The CIS ids each test of tests_cluster/test_anonymous_access.py carries (tests_unit/test_markers.py holds its marks to them).

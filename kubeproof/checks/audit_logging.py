@@ -18,6 +18,8 @@ import yaml
 from kubeproof.checks.control_plane import APISERVER, Control, FlagView, Problem, Rule, shown_value
 from kubeproof.results import Finding, NotVerified, ObjectRef
 
+PRACTICE = "Audit logging"
+
 SINK_CONTROLS = ("1.2.16",)
 MINIMAL_POLICY_CONTROLS = ("3.2.1",)
 SENSITIVE_CONTROLS = ("3.2.2",)

@@ -7,6 +7,8 @@ import datetime
 
 from kubeproof.results import Finding, ObjectRef
 
+PRACTICE = "Baseline waivers"
+
 # A waiver names a control of its own; the test of tests_cluster/test_baseline_waivers.py carries no
 # CIS id (tests_unit/test_markers.py holds it to that).
 CIS_BY_TEST: dict[str, tuple[str, ...]] = {"test_waiver_is_current_and_in_use": ()}

@@ -22,6 +22,8 @@ import yaml
 
 from kubeproof.results import Finding, NotVerified, ObjectRef
 
+PRACTICE = "Control-plane configuration"
+
 APISERVER = "kube-apiserver"
 CONTROLLER_MANAGER = "kube-controller-manager"
 SCHEDULER = "kube-scheduler"

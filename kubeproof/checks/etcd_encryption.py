@@ -6,6 +6,8 @@ import yaml
 
 from kubeproof.results import Finding, NotVerified, ObjectRef
 
+PRACTICE = "etcd encryption at rest"
+
 CONFIG_CONTROLS = ("1.2.27", "1.2.28")
 STORED_CONTROLS = ("1.2.28",)
 # The CIS ids each test of tests_cluster/test_etcd_encryption.py carries (tests_unit/test_markers.py holds its marks to them).

@@ -17,6 +17,8 @@ from dataclasses import dataclass
 from kubeproof.checks._workload import Container, PodTemplate, pod_template
 from kubeproof.results import Finding, NotVerified
 
+PRACTICE = "Image provenance"
+
 PROVENANCE_CONTROLS = ("5.5.1",)
 # The CIS ids each test of tests_cluster/test_images.py carries (tests_unit/test_markers.py holds its marks to them).
 CIS_BY_TEST = {

@@ -13,6 +13,8 @@ from kubeproof.checks._shape import listing, mapping, metadata, text
 from kubeproof.checks._workload import pod_template
 from kubeproof.results import Finding, NotVerified, ObjectRef
 
+PRACTICE = "Workload isolation"
+
 DEFAULT_NAMESPACE = "default"
 DEFAULT_NAMESPACE_CONTROLS = ("5.6.4",)
 # Resource policies and node segmentation have no CIS 1.12 control; the tests carry the NSA section.

@@ -25,6 +25,8 @@ import yaml
 
 from kubeproof.results import Finding, NotVerified, ObjectRef
 
+PRACTICE = "kube-proxy configuration"
+
 CONTROL = "4.3.1"
 # The CIS ids each test of tests_cluster/test_kube_proxy.py carries (tests_unit/test_markers.py holds its marks to them).
 CIS_BY_TEST = {"test_kube_proxy_metrics_bound_to_localhost": (CONTROL,)}

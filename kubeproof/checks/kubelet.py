@@ -21,11 +21,13 @@ Pure: dicts in, findings out; what cannot be interpreted raises NotVerified."""
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Callable
 
 from kubeproof.checks.control_plane import STRONG_CIPHER_SUITES
 from kubeproof.results import Finding, NotVerified, ObjectRef
+
+PRACTICE = "Kubelet configuration (worker nodes)"
 
 # The only modes the kubelet's validation accepts.
 AUTHORIZATION_MODES = ("AlwaysAllow", "Webhook")

@@ -24,7 +24,7 @@ class Outcome:
     verified: bool | None = None  # the serving certificate verified by the cluster's CA (None: not tried)
 
     @classmethod
-    def of(cls, reply) -> "Outcome | None":
+    def of(cls, reply) -> Outcome | None:
         if reply is None:
             return None
         return cls(reply.status, bool(reply.refused), reply.verified)

@@ -5,6 +5,8 @@ from __future__ import annotations
 
 from kubeproof.results import Finding, NotVerified, ObjectRef
 
+PRACTICE = "Configuration repository accepted by the API server"
+
 # An object the API server refuses breaks no CIS control by itself: the test of
 # tests_cluster/test_manifests.py carries no CIS id (tests_unit/test_markers.py holds it to that).
 CIS_BY_TEST: dict[str, tuple[str, ...]] = {"test_manifest_is_accepted_by_the_api_server": ()}

@@ -19,6 +19,8 @@ from kubeproof.checks._nodes import Node, Taint, tolerates  # noqa: F401  (Taint
 from kubeproof.checks._shape import listing, mapping, metadata, text
 from kubeproof.results import Finding, NotVerified, ObjectRef
 
+PRACTICE = "Runtime monitoring agents"
+
 # No CIS 1.12 control asks for node agents; the tests carry the NSA section only.
 CONTROLS: tuple[str, ...] = ()
 # The CIS ids each test of tests_cluster/test_monitoring.py carries (tests_unit/test_markers.py holds its marks to them).

@@ -23,6 +23,8 @@ from kubeproof.checks._shape import listing, mapping, metadata, text
 from kubeproof.checks.network_policy import effective_policy_types
 from kubeproof.results import Finding, NotVerified, ObjectRef
 
+PRACTICE = "Network enforcement"
+
 CNI_CONTROLS = ("5.3.1",)
 INGRESS_CONTROLS = ("5.3.2",)
 # The CIS ids each test of tests_cluster/test_network.py carries (tests_unit/test_markers.py holds its marks to them).

@@ -6,6 +6,8 @@ from __future__ import annotations
 from kubeproof.checks._shape import listing, mapping, metadata
 from kubeproof.results import Finding, NotVerified, ObjectRef
 
+PRACTICE = "NetworkPolicy default-deny"
+
 CONTROLS = ("5.3.2",)
 # The CIS ids each test of tests_cluster/test_network_policy.py carries (tests_unit/test_markers.py holds its marks to them).
 CIS_BY_TEST = {"test_namespace_denies_traffic_by_default": CONTROLS}

@@ -24,6 +24,8 @@ from dataclasses import dataclass
 
 from kubeproof.results import Finding, NotVerified, ObjectRef
 
+PRACTICE = "Node file permissions and ownership"
+
 
 class NotApplicable(Exception):
     """The control does not apply to this node: the backend said why the files it is about do not

@@ -7,6 +7,9 @@ import re
 from kubeproof.checks._shape import listing, mapping, metadata
 from kubeproof.results import Finding, NotVerified, ObjectRef
 
+PRACTICE = "Pod Security Standards"
+MARKER = "pod_security"
+
 LABEL_CONTROLS = ("5.2.1",)
 ADMISSION_CONTROLS = ("5.2.1", "5.2.2")
 # The CIS ids each test of tests_cluster/test_pod_security_admission.py carries (tests_unit/test_markers.py holds its marks to them).

@@ -15,6 +15,9 @@ from kubeproof.checks._shape import mapping, metadata, text
 from kubeproof.checks._workload import pod_template
 from kubeproof.results import Finding, NotVerified, ObjectRef
 
+PRACTICE = "Pod Security Standards"
+MARKER = "pod_security"
+
 ENFORCE_VERSION = "pod-security.kubernetes.io/enforce-version"
 LATEST = "latest"
 _VERSION = re.compile(r"v1\.(0|[1-9][0-9]*)")

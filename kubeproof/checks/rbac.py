@@ -5,6 +5,8 @@ from __future__ import annotations
 from kubeproof.checks._shape import listing, mapping, metadata, text
 from kubeproof.results import Finding, NotVerified, ObjectRef
 
+PRACTICE = "RBAC least privilege"
+
 WILDCARD_CONTROLS = ("5.1.3",)
 CLUSTER_ADMIN_CONTROLS = ("5.1.1",)
 # The CIS ids each test of tests_cluster/test_rbac.py carries (tests_unit/test_markers.py holds its marks to them).

@@ -19,8 +19,17 @@ from dataclasses import dataclass, field
 from kubeproof.checks._shape import mapping
 from kubeproof.checks.rbac import BOOTSTRAP_LABEL
 from kubeproof.rbac_effective import (
-    AUTHENTICATED, ANONYMOUS, MASTERS, SERVICE_ACCOUNTS, UNAUTHENTICATED, BindingView, Policy, Request, Subject,
-    read_binding, split_service_account_user,
+    ANONYMOUS,
+    AUTHENTICATED,
+    MASTERS,
+    SERVICE_ACCOUNTS,
+    UNAUTHENTICATED,
+    BindingView,
+    Policy,
+    Request,
+    Subject,
+    read_binding,
+    split_service_account_user,
 )
 from kubeproof.results import Finding, NotVerified, ObjectRef
 
@@ -403,7 +412,7 @@ class BindingAssessment:
         if any(a.held for a in self.assessments.values()) or self.not_verified:
             return None
         reasons = [a.exempt_reason() for a in self.assessments.values()]
-        reasons = [f"{control}: {reason}" for control, reason in zip(self.assessments, reasons) if reason]
+        reasons = [f"{control}: {reason}" for control, reason in zip(self.assessments, reasons, strict=True) if reason]
         return " | ".join(reasons) or None
 
     def facts(self) -> dict:

@@ -13,6 +13,8 @@ from kubeproof.checks._shape import listing, mapping, metadata, text
 from kubeproof.checks._workload import Container, PodTemplate, pod_template
 from kubeproof.results import Finding, NotVerified, ObjectRef
 
+PRACTICE = "Secrets handling"
+
 ENV_CONTROLS = ("5.4.1",)
 DEFAULT_ACCOUNT_CONTROLS = ("5.1.5", "5.1.6")
 DEFAULT_IDENTITY_CONTROLS = ("5.1.5",)

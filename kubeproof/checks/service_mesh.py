@@ -25,6 +25,8 @@ from kubeproof.pod_security import pod_spec_of
 from kubeproof.results import Finding, NotVerified, ObjectRef
 from kubeproof.snapshot import owned_by_a_workload
 
+PRACTICE = "Service-mesh mTLS"
+
 # No CIS 1.12 control asks for a mesh; the tests carry the NSA section only.
 CONTROLS: tuple[str, ...] = ()
 # The CIS ids each test of tests_cluster/test_service_mesh.py carries (tests_unit/test_markers.py holds its marks to them).

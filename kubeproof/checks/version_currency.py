@@ -17,6 +17,8 @@ from dataclasses import dataclass
 
 from kubeproof.results import Finding, NotVerified, ObjectRef
 
+PRACTICE = "Version currency"
+
 WARN_DAYS = 60
 # Version skew policy (kubernetes.io/releases/version-skew-policy, since 1.28): a kubelet may be up to
 # three minor versions older than kube-apiserver and never newer.

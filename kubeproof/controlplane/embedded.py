@@ -84,7 +84,7 @@ class Settings:
     kubelet_overrides: dict = field(default_factory=dict)
 
     @classmethod
-    def for_profile(cls, profile: str) -> "Settings":
+    def for_profile(cls, profile: str) -> Settings:
         if profile == "hardened":
             return cls(
                 anonymous_auth=False,
@@ -171,14 +171,14 @@ class EmbeddedCluster(ClusterNodes):
         return Path(path) if path else None
 
     # -- lifecycle --------------------------------------------------------------------------------
-    def __enter__(self) -> "EmbeddedCluster":
+    def __enter__(self) -> EmbeddedCluster:
         self.start()
         return self
 
     def __exit__(self, *exc) -> None:
         self.stop()
 
-    def start(self) -> "EmbeddedCluster":
+    def start(self) -> EmbeddedCluster:
         try:
             self.binaries = self.binaries or ensure_built()
             began = time.monotonic()
@@ -573,7 +573,8 @@ class EmbeddedCluster(ClusterNodes):
                 raise ControlPlaneError(f"could not isolate namespace {namespace}: {status} {answer.get('message')}")
             # Pods that do not ask for the API get no token from the default ServiceAccount.
             account = f"/api/v1/namespaces/{namespace}/serviceaccounts/default"
-            self._poll(f"the default ServiceAccount of {namespace}", lambda: self.api_request("GET", account)[0] == 200)
+            self._poll(f"the default ServiceAccount of {namespace}",
+                       lambda account=account: self.api_request("GET", account)[0] == 200)
             self._expect(self.api_request("PATCH", account, {"automountServiceAccountToken": False}), f"patch {account}")
         # Where workloads land by default, their resources are bounded and defaulted.
         self._expect(self.api_request("POST", "/api/v1/namespaces/default/resourcequotas", {
@@ -619,7 +620,7 @@ class EmbeddedCluster(ClusterNodes):
         return path
 
     @classmethod
-    def attach(cls, workdir: str | Path) -> "EmbeddedCluster":
+    def attach(cls, workdir: str | Path) -> EmbeddedCluster:
         """An embedded cluster started by another process; stop() leaves it running."""
         workdir = Path(workdir)
         try:

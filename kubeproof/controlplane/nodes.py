@@ -94,7 +94,7 @@ def own_hostname_supported() -> bool:
         return False
 
 
-def kubelet_configuration(profile: str, node: "LocalNode", ca: Path) -> dict:
+def kubelet_configuration(profile: str, node: LocalNode, ca: Path) -> dict:
     """The KubeletConfiguration of one node. Fields the fake runtime and loopback need come first;
     then what the profile proves."""
     config = {
