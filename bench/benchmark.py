@@ -433,7 +433,7 @@ def settle(cluster: EmbeddedCluster, seconds: float = 20) -> None:
 def bench_size(size: str, runs: int, out: Path, attach: str | None, with_peers: bool, profile: bool,
                audit_args: tuple[str, ...] = (), audit_only: bool = False, peer_runs: int = 1) -> dict:
     result: dict = {"size": size, "runs": runs, "audit_args": list(audit_args)}
-    cluster = EmbeddedCluster.attach(attach) if attach else EmbeddedCluster(profile="hardened", node_count=0).start()
+    cluster = EmbeddedCluster.attach(attach) if attach else EmbeddedCluster(profile="hardened", node_count=0, scheduler=False).start()
     try:
         manifest_path = Path(cluster.workdir) / generate.MANIFEST
         if attach and manifest_path.exists():

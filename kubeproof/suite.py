@@ -29,10 +29,17 @@ VERDICT = pytest.StashKey["Verdict"]()
 KEYWORDS = pytest.StashKey[dict]()
 
 
+HOME = pytest.StashKey[Path]()
+
+
 def home(config) -> Path:
     """The folder that holds the suite and its baselines: pytest's rootdir when it has tests_cluster/,
-    else the checkout kubeproof runs from (pytest run from another directory)."""
-    return config.rootpath if (config.rootpath / SUITE_FOLDER).is_dir() else CHECKOUT
+    else the checkout kubeproof runs from (pytest run from another directory). Found once per run:
+    it is asked in several hooks of every item."""
+    found = config.stash.get(HOME, None)
+    if found is None:
+        found = config.stash[HOME] = config.rootpath if (config.rootpath / SUITE_FOLDER).is_dir() else CHECKOUT
+    return found
 
 
 def in_suite(item) -> bool:

@@ -151,8 +151,8 @@ class LocalBackend(Backend):
             "kube-scheduler": self.cluster.scheduler_flags,
             "etcd": self.cluster.etcd_flags,
         }.get(component)
-        if flags is None:
-            return None
+        if not flags:
+            return None  # a component this cluster does not run (a scheduler left out) is not first-hand
         files: dict[str, str] = {}
         if component == "kube-apiserver":
             for flag in ("encryption-provider-config", "audit-policy-file", "admission-control-config-file"):
