@@ -27,6 +27,7 @@ from dataclasses import dataclass, field
 
 import urllib3
 
+from kubeproof.backends.http import CredentialsError, Unreachable
 from kubeproof.results import NotVerified
 
 KUBELET_PORT = 10250  # kubeadm's, kind's and the managed clouds' default
@@ -425,14 +426,19 @@ class Kubelets:
                 facts.flagz_source = "the kubelet's command line on the node (its systemd unit, drop-ins and environment files)"
 
     def _through_proxy(self, node: str, path: str) -> dict | None:
-        """The node proxy, only for an identity that already holds nodes/proxy."""
-        review = self.backend.request("POST", "/apis/authorization.k8s.io/v1/selfsubjectaccessreviews", body={
-            "apiVersion": "authorization.k8s.io/v1", "kind": "SelfSubjectAccessReview",
-            "spec": {"resourceAttributes": {"verb": "get", "resource": "nodes", "subresource": "proxy", "name": node}}})
-        allowed = isinstance(review.body, dict) and (review.body.get("status") or {}).get("allowed") is True
-        if not (review.ok and allowed):
+        """The node proxy, only for an identity that already holds nodes/proxy. An API server that
+        does not answer leaves the kubelet unread (not verified), as any other failure here does."""
+        try:
+            review = self.backend.request("POST", "/apis/authorization.k8s.io/v1/selfsubjectaccessreviews", body={
+                "apiVersion": "authorization.k8s.io/v1", "kind": "SelfSubjectAccessReview",
+                "spec": {"resourceAttributes": {"verb": "get", "resource": "nodes", "subresource": "proxy",
+                                                "name": node}}})
+            allowed = isinstance(review.body, dict) and (review.body.get("status") or {}).get("allowed") is True
+            if not (review.ok and allowed):
+                return None
+            answer = self.backend.request("GET", f"/api/v1/nodes/{node}/proxy/{path}")
+        except (Unreachable, CredentialsError):
             return None
-        answer = self.backend.request("GET", f"/api/v1/nodes/{node}/proxy/{path}")
         if answer.ok and isinstance(answer.body, dict) and isinstance(answer.body.get("kubeletconfig"), dict):
             self.proxy_used = True
             return answer.body
