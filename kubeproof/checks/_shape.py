@@ -37,3 +37,12 @@ def metadata(obj, kind: str) -> dict:
     meta = mapping(obj.get("metadata"), f"{kind} metadata")
     text(meta.get("name"), f"{kind} metadata.name")
     return meta
+
+
+def json_type(value) -> str:
+    """The JSON name of a value's type, for messages about a field of the wrong type."""
+    for kind, name in ((bool, "boolean"), (int, "integer"), (float, "number"), (str, "string"),
+                       (list, "list"), (dict, "object")):
+        if isinstance(value, kind):
+            return name
+    return "null" if value is None else type(value).__name__

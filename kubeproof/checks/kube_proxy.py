@@ -23,6 +23,7 @@ import ipaddress
 
 import yaml
 
+from kubeproof.checks._shape import json_type as _json_type
 from kubeproof.results import Finding, NotVerified, ObjectRef
 
 PRACTICE = "kube-proxy configuration"
@@ -45,14 +46,6 @@ REMEDIATION = (
     "--config, pass --metrics-bind-address=127.0.0.1:10249. Scrape it from the node, or put an "
     "authenticating proxy in front of it."
 )
-
-
-def _json_type(value) -> str:
-    for kind, name in ((bool, "boolean"), (int, "integer"), (float, "number"), (str, "string"),
-                       (list, "list"), (dict, "object")):
-        if isinstance(value, kind):
-            return name
-    return "null" if value is None else type(value).__name__
 
 
 def config_from_configmap(configmap) -> str:

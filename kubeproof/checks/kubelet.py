@@ -24,6 +24,7 @@ import re
 from collections.abc import Callable
 from dataclasses import dataclass
 
+from kubeproof.checks._shape import json_type as _json_type
 from kubeproof.checks.control_plane import STRONG_CIPHER_SUITES
 from kubeproof.results import Finding, NotVerified, ObjectRef
 
@@ -38,14 +39,6 @@ EVENT_QPS_DEFAULT = 50  # the kubelet's default eventRecordQPS (v1beta1 defaults
 BOOL, INT, TEXT, TEXTS, GATE = "boolean", "integer", "string", "list of strings", "feature gate"
 _ZERO = {BOOL: False, INT: 0, TEXT: "", TEXTS: []}
 ABSENT_NOTE = "absent from /configz, so the zero value"
-
-
-def _json_type(value) -> str:
-    for kind, name in ((bool, "boolean"), (int, "integer"), (float, "number"), (str, "string"),
-                       (list, "list"), (dict, "object")):
-        if isinstance(value, kind):
-            return name
-    return "null" if value is None else type(value).__name__
 
 
 @dataclass(frozen=True)

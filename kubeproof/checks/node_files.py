@@ -22,6 +22,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
+from kubeproof.checks._shape import json_type as _json_type
 from kubeproof.results import Finding, NotVerified, ObjectRef
 
 PRACTICE = "Node file permissions and ownership"
@@ -62,14 +63,6 @@ ROLES = (
 DIRECTORY_ROLES = frozenset({ETCD_DATA_DIR})  # a fact of this role that is not a directory is the wrong fact
 
 ETCD_CA_CONTROL = "2.7"
-
-
-def _json_type(value) -> str:
-    for kind, name in ((bool, "boolean"), (int, "integer"), (float, "number"), (str, "string"),
-                       (list, "list"), (dict, "object")):
-        if isinstance(value, kind):
-            return name
-    return "null" if value is None else type(value).__name__
 
 
 # -- reading facts -------------------------------------------------------------------------------------
