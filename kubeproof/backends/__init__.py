@@ -6,10 +6,8 @@ the backend can see it (the embedded cluster knows its own flags and files)."""
 
 from __future__ import annotations
 
-import hashlib
 import os
 import pwd
-import ssl
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -112,9 +110,8 @@ class LiveBackend(Backend):
             self.etcd = EtcdReader(etcd)
 
 
-def _fingerprint(pem_path: str) -> str:
-    der = ssl.PEM_cert_to_DER_cert(Path(pem_path).read_text())
-    return hashlib.sha256(der).hexdigest()
+def _fingerprint(pem_path: str) -> str | None:
+    return files.pem_fingerprint(Path(pem_path).read_text())
 
 
 def _name_of_this_account() -> str:

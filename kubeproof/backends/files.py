@@ -3,9 +3,13 @@ plain dicts, on this machine (the embedded cluster's own files) or inside a kind
 
 from __future__ import annotations
 
+import base64
+import binascii
 import grp
+import hashlib
 import os
 import pwd
+import re
 import stat
 from pathlib import Path
 
@@ -78,3 +82,18 @@ def parse_stat_lines(roles_by_path: dict[str, list[str]], text: str) -> list[dic
     """Facts from `stat -c STAT_FORMAT` output (one line per path, as run inside a node). A path
     stat did not list is left out: the caller reports it absent or not visible."""
     return [dict(fact, role=role) for path, fact in stat_lines(text) for role in roles_by_path.get(path, ())]
+
+
+_PEM = re.compile(r"-----BEGIN CERTIFICATE-----\s*(.+?)\s*-----END CERTIFICATE-----", re.S)
+
+
+def pem_fingerprint(text: str) -> str | None:
+    """SHA-256 of the DER of the first certificate in a PEM file, the way CIS 2.7 compares CAs."""
+    match = _PEM.search(text)
+    if match is None:
+        return None
+    try:
+        der = base64.b64decode("".join(match.group(1).split()), validate=True)
+    except (binascii.Error, ValueError):
+        return None
+    return hashlib.sha256(der).hexdigest() if der else None

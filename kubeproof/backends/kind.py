@@ -4,9 +4,6 @@ control-plane checks see real flags and the node file checks real modes and owne
 
 from __future__ import annotations
 
-import base64
-import binascii
-import hashlib
 import posixpath
 import re
 import shlex
@@ -201,7 +198,7 @@ class KindBackend(LiveBackend):
             flags = self._manifest_flags(component)
             path = (flags or {}).get(flag)
             text = self.node.read(path) if path else None
-            fingerprint = _pem_fingerprint(text) if text is not None else None
+            fingerprint = files.pem_fingerprint(text) if text is not None else None
             if fingerprint is None:
                 return None
             found.append(fingerprint)
@@ -303,19 +300,6 @@ def _stat_script(paths: list[str], folders: list[str]) -> str:
     return "\n".join(lines)
 
 
-_PEM = re.compile(r"-----BEGIN CERTIFICATE-----\s*(.+?)\s*-----END CERTIFICATE-----", re.S)
-
-
-def _pem_fingerprint(text: str) -> str | None:
-    """SHA-256 of the DER of the first certificate in a PEM file, the way CIS 2.7 compares CAs."""
-    match = _PEM.search(text)
-    if match is None:
-        return None
-    try:
-        der = base64.b64decode("".join(match.group(1).split()), validate=True)
-    except (binascii.Error, ValueError):
-        return None
-    return hashlib.sha256(der).hexdigest() if der else None
 
 
 # -- systemd: the kubelet's command line from its unit ---------------------------------------------------

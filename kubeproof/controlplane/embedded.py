@@ -16,7 +16,6 @@ import os
 import secrets
 import shutil
 import signal
-import socket
 import ssl
 import subprocess
 import tempfile
@@ -29,7 +28,7 @@ from pathlib import Path
 import yaml
 
 from kubeproof.controlplane.build import Binaries, ensure_built
-from kubeproof.controlplane.nodes import ClusterNodes, LocalNode
+from kubeproof.controlplane.nodes import STRONG_CIPHERS, ClusterNodes, LocalNode, free_port_on
 from kubeproof.controlplane.pki import KeyPair, Pki
 
 PROFILES = ("hardened", "insecure")
@@ -63,9 +62,7 @@ def _json_or_text(payload: bytes) -> dict:
 
 
 def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
+    return free_port_on("127.0.0.1")
 
 
 @dataclass
@@ -402,13 +399,8 @@ class EmbeddedCluster(ClusterNodes):
                 "kubelet-certificate-authority": str(self.ca.cert),
                 "admission-control-config-file": str(admission_config),
                 "service-account-extend-token-expiration": "false",
-                # ECDHE with AEAD ciphers only; the serving key is ECDSA, the RSA suites are for clients
-                # of other deployments that copy this list.
-                "tls-cipher-suites": ",".join((
-                    "TLS_ECDHE_ECDSA_WITH_AES_128_GCM_SHA256", "TLS_ECDHE_ECDSA_WITH_AES_256_GCM_SHA384",
-                    "TLS_ECDHE_ECDSA_WITH_CHACHA20_POLY1305_SHA256", "TLS_ECDHE_RSA_WITH_AES_128_GCM_SHA256",
-                    "TLS_ECDHE_RSA_WITH_AES_256_GCM_SHA384", "TLS_ECDHE_RSA_WITH_CHACHA20_POLY1305_SHA256",
-                )),
+                # The kubelets' list: ECDHE with AEAD ciphers only.
+                "tls-cipher-suites": ",".join(STRONG_CIPHERS),
             })
         if admission_enabled:
             flags["enable-admission-plugins"] = ",".join(admission_enabled)

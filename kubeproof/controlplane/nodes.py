@@ -29,7 +29,8 @@ from kubeproof.controlplane.pki import KeyPair, Pki
 _CLONE_NEWUTS = 0x04000000
 _CLONE_NEWUSER = 0x10000000
 
-# ECDHE with AEAD ciphers only (the node's serving key is ECDSA).
+# ECDHE with AEAD ciphers only, for the kubelets and the API server; the serving keys are ECDSA, the RSA
+# suites are for deployments that copy this list.
 STRONG_CIPHERS = (
     "TLS_ECDHE_ECDSA_WITH_AES_128_GCM_SHA256", "TLS_ECDHE_ECDSA_WITH_AES_256_GCM_SHA384",
     "TLS_ECDHE_ECDSA_WITH_CHACHA20_POLY1305_SHA256", "TLS_ECDHE_RSA_WITH_AES_128_GCM_SHA256",
