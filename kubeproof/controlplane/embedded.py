@@ -521,10 +521,11 @@ class EmbeddedCluster(ClusterNodes):
 
         self._poll("etcd", healthy)
 
-    def api_request(self, method: str, path: str, body: dict | None = None,
+    def api_request(self, method: str, path: str, body: dict | bytes | None = None,
                     content_type: str | None = None) -> tuple[int, dict]:
-        """An admin request to the embedded API server; for set-up and for tests that seed it."""
-        data = json.dumps(body).encode() if body is not None else None
+        """An admin request to the embedded API server; for set-up and for tests that seed it. A body
+        given as bytes is sent as it is (a manifest's own YAML text, for the server to parse)."""
+        data = body if isinstance(body, bytes) else json.dumps(body).encode() if body is not None else None
         content_type = content_type or ("application/merge-patch+json" if method == "PATCH" else "application/json")
         request = urllib.request.Request(
             f"{self.server}{path}", data=data, method=method, headers={"Content-Type": content_type}
