@@ -2,6 +2,10 @@
 server-side apply into a fresh embedded cluster, so the suite audits what the repository would
 create. Every document keeps its file and line, for findings and SARIF.
 
+Each document is sent as the text it was written in: Kubernetes' YAML reader, not PyYAML's YAML 1.1
+resolver, decides what `=`, `yes` or `1:30` mean, so the object stored is the one `kubectl apply`
+would store. PyYAML only splits the stream and finds kind, name, namespace and line.
+
 Loading errors (bad YAML, an unreadable folder) are configuration errors: exit 2 naming file and line.
 Objects the real API server refuses are findings, not errors: the repository would fail the same way."""
 
@@ -14,10 +18,11 @@ import subprocess
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
+from urllib.parse import quote
 
 import yaml
 
-from kubeproof.controlplane.build import REPO_ROOT, cache_root
+from kubeproof.controlplane.build import REPO_ROOT, cache_root, pinned
 
 MANIFEST_SUFFIXES = (".yaml", ".yml", ".json")
 KUSTOMIZATIONS = ("kustomization.yaml", "kustomization.yml", "Kustomization")
@@ -30,9 +35,16 @@ class ManifestError(Exception):
 
 @dataclass
 class Document:
+    """One object of the repository. `text` is the document's own YAML (or JSON), sent as it is so
+    Kubernetes' parser, not ours, decides what every scalar means. Until the API server answers,
+    `body` holds only what could be read without interpreting a scalar (apiVersion, kind, name and
+    namespace, as strings); once applied they are the names the server stored."""
+
     source: str  # file relative to the manifests folder (or the Kustomize folder it came from)
     line: int
     body: object
+    text: str = ""
+    namespace: str | None = None  # where an object that names no namespace goes (a Helm release's)
     outcome: str = "pending"  # applied | rejected
     answer: dict = field(default_factory=dict)
 
@@ -46,31 +58,88 @@ class Document:
         return body.get("kind"), meta.get("namespace"), meta.get("name")
 
 
-def _documents(text: str, source: str, display: str) -> list[Document]:
-    loader = yaml.SafeLoader(text)
+class _Splitter(yaml.reader.Reader, yaml.scanner.Scanner, yaml.parser.Parser, yaml.composer.Composer,
+                yaml.resolver.BaseResolver):
+    """Parses the YAML syntax and nothing more: no implicit typing (YAML 1.1's `=`, `yes` or `1:30`
+    stay text) and no constructors (any tag is kept, never refused), so a file kubectl accepts is
+    never refused here."""
+
+    def __init__(self, text: str):
+        yaml.reader.Reader.__init__(self, text)
+        yaml.scanner.Scanner.__init__(self)
+        yaml.parser.Parser.__init__(self)
+        yaml.composer.Composer.__init__(self)
+        yaml.resolver.BaseResolver.__init__(self)
+
+
+def _scalar(node, key: str) -> str | None:
+    if isinstance(node, yaml.MappingNode):
+        for name, value in node.value:
+            if isinstance(name, yaml.ScalarNode) and name.value == key:
+                return value.value if isinstance(value, yaml.ScalarNode) else None
+    return None
+
+
+def _member(node, key: str):
+    if isinstance(node, yaml.MappingNode):
+        for name, value in node.value:
+            if isinstance(name, yaml.ScalarNode) and name.value == key:
+                return value
+    return None
+
+
+def _identity(node) -> object:
+    """apiVersion, kind, metadata.name and metadata.namespace, as the strings written; anything that is
+    not a mapping stays a marker the apply step rejects."""
+    if not isinstance(node, yaml.MappingNode):
+        return node.value if isinstance(node, yaml.ScalarNode) else [None]
+    body: dict = {key: _scalar(node, key) for key in ("apiVersion", "kind") if _scalar(node, key) is not None}
+    metadata = _member(node, "metadata")
+    if isinstance(metadata, yaml.MappingNode):
+        body["metadata"] = {key: _scalar(metadata, key) for key in ("name", "namespace")
+                            if _scalar(metadata, key) is not None}
+    return body
+
+
+def _text_of(text: str, node) -> str:
+    # Indent the first line as it stood, so the lines after it keep their meaning.
+    return " " * node.start_mark.column + text[node.start_mark.index:node.end_mark.index]
+
+
+def _documents(text: str, source: str, display: str, namespace: str | None = None) -> list[Document]:
+    splitter = _Splitter(text)
     found = []
     try:
-        while loader.check_node():
-            node = loader.get_node()
-            if node is None:
+        while splitter.check_node():
+            node = splitter.get_node()
+            if node is None or (isinstance(node, yaml.ScalarNode) and node.value == ""
+                                and node.tag == yaml.resolver.BaseResolver.DEFAULT_SCALAR_TAG and not node.style):
                 continue
-            body = loader.construct_document(node)
             line = node.start_mark.line + 1
-            if isinstance(body, dict) and body.get("kind") == "List" and isinstance(body.get("items"), list):
-                found.extend(Document(source, line, item) for item in body["items"])
-            elif body is not None:
-                found.append(Document(source, line, body))
+            items = _member(node, "items")
+            if _scalar(node, "kind") == "List" and isinstance(items, yaml.SequenceNode):
+                found.extend(Document(source, item.start_mark.line + 1, _identity(item), _text_of(text, item), namespace)
+                             for item in items.value)
+            else:
+                found.append(Document(source, line, _identity(node), _text_of(text, node), namespace))
     except yaml.YAMLError as error:
         mark = getattr(error, "problem_mark", None) or getattr(error, "context_mark", None)
         where = f"{display}:{mark.line + 1}" if mark else display
         raise ManifestError(f"{where}: not valid YAML: {getattr(error, 'problem', None) or error}") from None
     finally:
-        loader.dispose()
+        splitter.dispose()
     return found
 
 
+def _kubectl() -> str | None:
+    """The kubectl built with the embedded control plane (same release as the API server), else one
+    on PATH."""
+    built = pinned().kubectl
+    return str(built) if built.is_file() else shutil.which("kubectl")
+
+
 def _kustomize(folder: Path) -> str:
-    kubectl = shutil.which("kubectl")
+    kubectl = _kubectl()
     command = [kubectl, "kustomize", str(folder)] if kubectl else [str(_kustomize_binary()), "build", str(folder)]
     done = subprocess.run(command, capture_output=True, text=True, timeout=120)
     if done.returncode != 0:
@@ -185,6 +254,8 @@ def _apply_one(cluster, discovery: Discovery, document: Document) -> None:
             or not body.get("kind") or not isinstance(body["metadata"].get("name"), str):
         _reject(document, 0, "not a Kubernetes object: apiVersion, kind and metadata.name are needed")
         return
+    if document.namespace and not body["metadata"].get("namespace"):
+        body["metadata"]["namespace"] = document.namespace
     located = discovery.path(body)
     if located is None:
         _reject(document, 0, f"the API server does not serve kind {body['kind']} in {body['apiVersion']}")
@@ -192,13 +263,22 @@ def _apply_one(cluster, discovery: Discovery, document: Document) -> None:
     collection, namespace = located
     if namespace:
         body["metadata"]["namespace"] = namespace
-    path = f"{collection}/{body['metadata']['name']}?fieldManager={FIELD_MANAGER}&force=true"
-    status, answer = cluster.api_request("PATCH", path, body, content_type="application/apply-patch+yaml")
-    if 200 <= status < 300:
+    else:
+        body["metadata"].pop("namespace", None)
+    path = f"{collection}/{quote(body['metadata']['name'], safe='')}?fieldManager={FIELD_MANAGER}&force=true"
+    status, answer = cluster.api_request("PATCH", path, document.text.encode(),
+                                         content_type="application/apply-patch+yaml")
+    if 200 <= status < 300 and isinstance(answer, dict) and isinstance(answer.get("metadata"), dict):
         document.outcome = "applied"
         document.answer = {"status": status}
+        # Kubernetes' reading of the text names the object from now on; the rest of what it stored
+        # (a Secret's data among it) stays in the cluster, where the suite reads it like any other.
+        stored = answer["metadata"]
+        document.body = {"apiVersion": answer.get("apiVersion"), "kind": answer.get("kind"),
+                         "metadata": {k: stored[k] for k in ("name", "namespace", "uid") if k in stored}}
     else:
-        _reject(document, status, str(answer.get("message") or answer))
+        message = answer.get("message") if isinstance(answer, dict) else None
+        _reject(document, status, str(message or answer))
 
 
 def _wait_for_crds(cluster, crds: list[Document], timeout: float = 30.0) -> None:

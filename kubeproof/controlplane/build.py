@@ -20,7 +20,10 @@ REPO_ROOT = Path(__file__).resolve().parents[2]
 MODULES = REPO_ROOT / "tools" / "controlplane"
 BINARIES = {
     "kube": ("k8s.io/kubernetes/cmd/kube-apiserver", "k8s.io/kubernetes/cmd/kube-controller-manager",
-             "k8s.io/kubernetes/cmd/kube-scheduler", "./cmd/kubeproof-kubelet"),
+             "k8s.io/kubernetes/cmd/kube-scheduler", "./cmd/kubeproof-kubelet",
+             # kubectl of the same release: the reference --manifests is compared with (what
+             # `kubectl apply --server-side` stores), and the Kustomize renderer.
+             "k8s.io/kubernetes/cmd/kubectl"),
     "etcd": ("go.etcd.io/etcd/server/v3",),
 }
 # The name `go build` gives the etcd main package is its module path's last element ("v3").
@@ -54,12 +57,16 @@ class Binaries:
         return self.folder / "kubeproof-kubelet"
 
     @property
+    def kubectl(self) -> Path:
+        return self.folder / "kubectl"
+
+    @property
     def etcd(self) -> Path:
         return self.folder / "etcd"
 
     def all_present(self) -> bool:
         return all(p.is_file() and os.access(p, os.X_OK)
-                   for p in (self.apiserver, self.controller_manager, self.scheduler, self.kubelet, self.etcd))
+                   for p in (self.apiserver, self.controller_manager, self.scheduler, self.kubelet, self.kubectl, self.etcd))
 
 
 def _required_version(go_mod: Path, module: str) -> str:
@@ -157,7 +164,7 @@ def ensure_built(log=sys.stderr) -> Binaries:
         env = dict(os.environ, CGO_ENABLED="0", GOTOOLCHAIN="local", GOFLAGS="-mod=mod")
         started = time.monotonic()
         print(
-            f"kubeproof: building kube-apiserver, kube-controller-manager, kube-scheduler, kubelet {binaries.kubernetes_version} and "
+            f"kubeproof: building kube-apiserver, kube-controller-manager, kube-scheduler, kubelet, kubectl {binaries.kubernetes_version} and "
             f"etcd {binaries.etcd_version} from the Go module proxy (once per machine; minutes on a cold cache)",
             file=log,
             flush=True,
