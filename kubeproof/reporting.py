@@ -1,7 +1,8 @@
 """Reporting: what the run says about itself. The audited cluster's description (pytest-html's
 environment table, and the summaries), the pytest-html page (title, summary, rows, grouping of
 passed results in large runs), the terminal summary, and the run folder's artifacts written when the
-session finishes (results.json, junit.xml, results.sarif; the HTML is pytest-html's own).
+session finishes (results.json, junit.xml, results.sarif, summary.md, and summary.md appended to
+$GITHUB_STEP_SUMMARY in CI; the HTML is pytest-html's own).
 
 The plugin's hooks call in here; nothing here is a hook itself."""
 
@@ -9,12 +10,15 @@ from __future__ import annotations
 
 import datetime
 import html
+import os
 import platform
 import subprocess
 
+import pytest
+
 import kubeproof
 from kubeproof import ratchet
-from kubeproof.artifacts import sarif_log, write_junit
+from kubeproof.artifacts import SUMMARY, sarif_log, summary_markdown, write_junit
 from kubeproof.evidence import (
     Record,
     counts_by_control,
@@ -43,6 +47,8 @@ from kubeproof.suite import (
 
 TITLE = "kubeproof compliance evidence"
 GROUP_PASSED_ABOVE = 2000  # results; above it, passed and exempt ones are grouped in the HTML summary
+STEP_SUMMARY = "GITHUB_STEP_SUMMARY"  # GitHub Actions: a file whose Markdown the job's page shows
+STEP_SUMMARY_PROBLEM = pytest.StashKey[str]()
 
 
 # -- the audited cluster ---------------------------------------------------------------------------
@@ -138,7 +144,11 @@ def terminal_summary(terminalreporter, config) -> None:
                                     "(--tb=short prints every finding here; the report holds them all)")
     run = config.stash.get(RUN, None)
     if run is not None and config.stash.get(COMPLETED, False):
-        terminalreporter.write_line(f"evidence: {run.final}/ ({run.stem}.html, results.json, junit.xml, results.sarif, SHA256SUMS)")
+        terminalreporter.write_line(f"evidence: {run.final}/ ({run.stem}.html, results.json, junit.xml, results.sarif, "
+                                    f"{SUMMARY}, SHA256SUMS)")
+    problem = config.stash.get(STEP_SUMMARY_PROBLEM, None)
+    if problem:
+        terminalreporter.write_line(problem, yellow=True)
 
 
 # -- the run folder --------------------------------------------------------------------------------
@@ -172,8 +182,31 @@ def write_artifacts(config, exitstatus) -> None:
     write_junit(run.junit, records, strict=bool(config.getoption("strict")), started=described["started (UTC)"],
                 seconds=(datetime.datetime.now(datetime.UTC) - config.stash[STARTED]).total_seconds(),
                 hostname=platform.node())
-    run.write_json("results.sarif", sarif_log(records, kubeproof.__version__, getattr(audit.backend, "sources", {})))
+    sources = getattr(audit.backend, "sources", {})
+    run.write_json("results.sarif", sarif_log(records, kubeproof.__version__, sources))
+    # The page named as a reader finds it: from the checkout, or from the report directory.
+    page = run.final / f"{run.stem}.html"
+    html_name = str(page.relative_to(config.rootpath if page.is_relative_to(config.rootpath) else run.final.parent))
+    summary = summary_markdown(records, exitstatus=int(exitstatus), strict=bool(config.getoption("strict")),
+                               sources=sources, html_name=html_name, described=described)
+    run.write_text(SUMMARY, summary)
+    append_step_summary(config, summary)
     if config.getoption("update_baseline"):
         path = ratchet.accepted_path(audit.baseline.path)
         previous = ratchet.load(path) if path.exists() else {}
         config.stash[UPDATED] = (path, ratchet.save(path, [r for r in records if r.findings], previous))
+
+
+def append_step_summary(config, summary: str) -> None:
+    """In GitHub Actions, the summary goes to the job's page too: appended, since other steps (and
+    other runs in this step) write there as well. A file that cannot be written is a warning, not a
+    failed audit: the run folder holds the same text."""
+    path = os.environ.get(STEP_SUMMARY, "")
+    if not path:
+        return
+    try:
+        with open(path, "a", encoding="utf-8") as out:
+            out.write(("\n" if out.tell() else "") + summary)
+    except OSError as error:
+        config.stash[STEP_SUMMARY_PROBLEM] = (f"kubeproof: could not append the summary to ${STEP_SUMMARY} "
+                                              f"({path}): {error.strerror or error}; it is in {SUMMARY} in the run folder")

@@ -4,6 +4,7 @@ codes and artifacts are real. The e2e modules import this; tests_e2e/conftest.py
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 from dataclasses import dataclass
@@ -37,6 +38,8 @@ def object_name(obj: dict | None) -> str:
 def run_suite(report_dir: Path, *args: str, timeout: float = 600, env=None, paths=("tests_cluster",)) -> SuiteRun:
     command = [sys.executable, "-m", "pytest", *paths, "-q", "-p", "no:cacheprovider",
                f"--report-dir={report_dir}", *args]
+    if env is None:  # under GitHub Actions, these runs' summaries do not belong on the job's page
+        env = {k: v for k, v in os.environ.items() if k != "GITHUB_STEP_SUMMARY"}
     process = subprocess.run(command, cwd=ROOT, capture_output=True, text=True, timeout=timeout, env=env)
     folders = sorted(p.parent for p in report_dir.glob("*/results.json")) if report_dir.exists() else []
     results = json.loads((folders[-1] / "results.json").read_text()) if folders else None

@@ -137,6 +137,7 @@ class FakeRun(SimpleNamespace):
 def suite(pytester, monkeypatch):
     """The tiny suite in pytester's folder, and `suite.run(*args)` to audit a FakeCluster with it."""
     pytester.makeini("[pytest]\naddopts = -p no:cacheprovider\n")
+    monkeypatch.delenv("GITHUB_STEP_SUMMARY", raising=False)  # in CI: not the job's page (a test may set its own)
     for name, source in SUITE.items():
         path = pytester.path / "tests_cluster" / name
         path.parent.mkdir(exist_ok=True)
@@ -207,7 +208,7 @@ def _assert_artifacts_agree(run: FakeRun, grouped: bool = False) -> str:
     """Every artifact is there, SHA256SUMS verifies, and the HTML (its rows, unless grouped), results.json
     and JUnit count alike. Returns the HTML page."""
     folder = run.folder
-    assert {p.name for p in folder.iterdir()} == {f"{folder.name}.html", "results.json", "junit.xml", "results.sarif", "SHA256SUMS"}
+    assert {p.name for p in folder.iterdir()} == {f"{folder.name}.html", "results.json", "junit.xml", "results.sarif", "summary.md", "SHA256SUMS"}
     for line in (folder / "SHA256SUMS").read_text().splitlines():
         digest, name = line.split("  ", 1)
         assert hashlib.sha256((folder / name).read_bytes()).hexdigest() == digest, name
