@@ -129,6 +129,8 @@ def test_verdict_follows_the_exit_status_and_fails_closed():
     assert verdict([record("waived"), record("accepted", "b")], 0, strict=False) == "pass"
     assert verdict([record("error")], 0, strict=False) == "fail"
     assert verdict([], 0, strict=False) == "not verified"  # nothing proven is not a pass
+    assert verdict([record("skipped"), record("skipped", "b")], 0, strict=False) == "not verified"
+    assert verdict([record("skipped"), record("passed", "b")], 0, strict=False) == "pass"
     assert verdict([record("skipped"), unproven()], 0, strict=False) == "not verified"
 
 
