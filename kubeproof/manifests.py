@@ -290,7 +290,7 @@ def _wait_for_crds(cluster, crds: list[Document], timeout: float = 30.0) -> None
             conditions = ((crd.get("status") or {}).get("conditions") or []) if status == 200 else []
             if any(c.get("type") == "Established" and c.get("status") == "True" for c in conditions):
                 break
-            time.sleep(0.2)
+            time.sleep(0.05)
 
 
 def _wait_for_default_service_accounts(cluster, documents: list[Document], timeout: float = 20.0) -> None:
@@ -303,7 +303,7 @@ def _wait_for_default_service_accounts(cluster, documents: list[Document], timeo
             status, _ = cluster.api_request("GET", f"/api/v1/namespaces/{namespace}/serviceaccounts/default")
             if status == 200:
                 break
-            time.sleep(0.2)
+            time.sleep(0.05)
 
 
 def sources(documents: list[Document]) -> dict[tuple, tuple[str, int]]:

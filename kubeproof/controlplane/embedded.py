@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import base64
 import ctypes
+import fcntl
 import json
 import os
 import secrets
@@ -25,6 +26,7 @@ import urllib.request
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import urllib3
 import yaml
 
 from kubeproof.controlplane.build import Binaries, ensure_built
@@ -38,6 +40,18 @@ ENCRYPTION_MODES = ("aescbc", "identity-first", "none")
 SERVICE_CIDR = "10.0.0.0/24"
 READY_TIMEOUT = 90.0
 STOP_GRACE = 5.0
+# Readiness is polled this often: every wait of a start is on its critical path.
+POLL_INTERVAL = 0.05
+# What the API server writes at its first start (bootstrap RBAC, priority classes, flow control, the
+# kubernetes Service) is kept per binaries and profile, and each cluster's etcd starts from a copy:
+# the API server then finds its bootstrap objects stored and only checks them. Bump when what the
+# template holds changes.
+ETCD_TEMPLATE_VERSION = 1
+# Left out of the template, so each cluster makes its own: namespaces (their UIDs are the cluster's
+# fingerprint in the evidence), ConfigMaps (one holds the client CA, which is per cluster), leases and
+# events of the API server that made the template, and secrets (none expected: they would be
+# encrypted with that run's key).
+ETCD_TEMPLATE_DROPPED = ("namespaces", "configmaps", "leases", "peerserverleases", "events", "secrets")
 # Namespaces the hardened profile labels and isolates, because the API server makes them itself.
 SYSTEM_NAMESPACES = ("default", "kube-system", "kube-public", "kube-node-lease")
 
@@ -128,6 +142,9 @@ class EmbeddedCluster(ClusterNodes):
     # no node can take keep a scheduler retrying them, and the API server busy, for the whole audit.
     scheduler: bool = True
     nodes: list[LocalNode] = field(default_factory=list)
+    # Start etcd from a copy of the API server's stored bootstrap (ETCD_TEMPLATE_VERSION). False: an
+    # empty etcd, which the API server fills itself (how the template is made).
+    etcd_template: bool = True
 
     def __post_init__(self) -> None:
         if self.settings is None:
@@ -182,25 +199,34 @@ class EmbeddedCluster(ClusterNodes):
         try:
             self.binaries = self.binaries or ensure_built()
             began = time.monotonic()
+            template = self._etcd_template() if self.etcd_template else None
             self._make_pki()
             self.etcd_port, self.etcd_peer_port = free_port(), free_port()
             self.apiserver_port, self.controller_manager_port = free_port(), free_port()
+            if template:
+                shutil.copytree(template, self.workdir / "etcd-data")
+                (self.workdir / "etcd-data").chmod(0o700)
+            # The API server retries etcd until it answers, so both start at once.
             self._start_etcd()
-            self._wait_for_etcd()
             self._start_apiserver()
             self._wait_for_apiserver()
+            # The controller-manager reads its clients' CA from this ConfigMap once, at start.
+            self._wait_for_system_namespaces()
             self._start_controller_manager()
             if self.scheduler:
                 self._start_scheduler()
             self._grant_node_rbac()
             self._start_nodes()
-            self._wait_for_default_service_account()
-            self._wait_for_nodes()
+            # While the controller-manager starts: what needs only the API server.
             if self.settings.label_namespaces:
                 self._harden_builtin_namespaces()
             self._write_canary_secret()
             if self.settings.seed_rbac_violations:
                 self._seed_rbac_violations()
+            self._wait_for_default_service_account()
+            if self.settings.label_namespaces:
+                self._close_default_service_accounts()
+            self._wait_for_nodes()
             if self.profile == "insecure":
                 self._loosen_files()
             self.save_state()
@@ -223,14 +249,27 @@ class EmbeddedCluster(ClusterNodes):
         self.save_state()
 
     def stop(self) -> None:
-        # Reverse order: an API server whose etcd is gone can ignore SIGTERM for a long time.
-        for process in reversed(self.processes):
-            self._stop_process(process)
+        keep = not self._owns_workdir or os.environ.get("KUBEPROOF_KEEP_CONTROLPLANE") == "1"
+        if keep:
+            # Reverse order: an API server whose etcd is gone can ignore SIGTERM for a long time.
+            for process in reversed(self.processes):
+                self._stop_process(process)
+        else:
+            # Nothing of this cluster outlives the call (its folder goes next), so no process needs a
+            # graceful shutdown: an API server's alone takes about a second.
+            for process in self.processes:
+                if process.popen.poll() is None:
+                    process.popen.kill()
+            for process in self.processes:
+                process.popen.wait(STOP_GRACE)
         self.processes.clear()
+        if getattr(self, "_pool", None) is not None:
+            self._pool.close()
+            self._pool = None
         sockets = getattr(self, "_sockets", None)
         if sockets is not None and not str(sockets).startswith(str(self.workdir)):
             shutil.rmtree(sockets, ignore_errors=True)
-        if self._owns_workdir and self.workdir and os.environ.get("KUBEPROOF_KEEP_CONTROLPLANE") != "1":
+        if not keep and self.workdir:
             shutil.rmtree(self.workdir, ignore_errors=True)
 
     def _stop_process(self, process: _Process) -> None:
@@ -509,17 +548,58 @@ class EmbeddedCluster(ClusterNodes):
                     return
             except (OSError, urllib.error.URLError, ssl.SSLError, ValueError) as error:
                 last = str(error)
-            time.sleep(0.2)
+            time.sleep(POLL_INTERVAL)
         raise ControlPlaneError(f"{what} not ready after {timeout:.0f} s (last: {last})")
 
-    def _wait_for_etcd(self) -> None:
-        context = self._tls_context(self.etcd_client, self.etcd_ca)
+    def _wait_for_system_namespaces(self) -> None:
+        """The API server makes its namespaces and the authentication ConfigMap just after it is ready
+        (a template holds neither)."""
+        paths = [f"/api/v1/namespaces/{namespace}" for namespace in SYSTEM_NAMESPACES]
+        paths.append("/api/v1/namespaces/kube-system/configmaps/extension-apiserver-authentication")
+        for path in paths:
+            self._poll(f"kube-apiserver ({path})", lambda path=path: self.api_request("GET", path)[0] == 200)
 
-        def healthy() -> bool:
-            with urllib.request.urlopen(f"{self.etcd_endpoint}/health", context=context, timeout=2) as response:
-                return json.loads(response.read()).get("health") == "true"
+    def _etcd_request(self, call: str, body: dict) -> dict:
+        """etcd's v3 API through its JSON gateway, as the API server's etcd client."""
+        request = urllib.request.Request(f"{self.etcd_endpoint}/v3/{call}", data=json.dumps(body).encode(), method="POST")
+        with urllib.request.urlopen(request, context=self._tls_context(self.etcd_client, self.etcd_ca), timeout=30) as response:
+            return json.loads(response.read())
 
-        self._poll("etcd", healthy)
+    def _etcd_template(self) -> Path:
+        """The etcd data folder of an API server's first start with these binaries and this profile,
+        made once (a few seconds) into the cache beside the binaries."""
+        name = f"{self.binaries.folder.name}.etcd-template-v{ETCD_TEMPLATE_VERSION}-{self.profile}"
+        target = self.binaries.folder.with_name(name)
+        if target.is_dir():
+            return target
+        with open(target.with_name(name + ".lock"), "w") as lock:
+            fcntl.flock(lock, fcntl.LOCK_EX)
+            if target.is_dir():
+                return target
+            seed = EmbeddedCluster(profile=self.profile, node_count=0, scheduler=False, etcd_template=False,
+                                   binaries=self.binaries)
+            try:
+                seed._make_pki()
+                seed.etcd_port, seed.etcd_peer_port, seed.apiserver_port = free_port(), free_port(), free_port()
+                seed._start_etcd()
+                seed._start_apiserver()
+                seed._wait_for_apiserver()
+                seed._wait_for_system_namespaces()
+                etcd, apiserver = seed.processes
+                seed._stop_process(apiserver)
+                for kind in ETCD_TEMPLATE_DROPPED:
+                    prefix = f"/registry/{kind}/"
+                    seed._etcd_request("kv/deleterange", {
+                        "key": base64.b64encode(prefix.encode()).decode(),
+                        "range_end": base64.b64encode(prefix[:-1].encode() + b"0").decode()})
+                seed._stop_process(etcd)
+                partial = target.with_name(f"{name}.partial-{os.getpid()}")
+                shutil.rmtree(partial, ignore_errors=True)
+                shutil.copytree(seed.workdir / "etcd-data", partial)
+                os.rename(partial, target)
+            finally:
+                seed.stop()
+        return target
 
     def api_request(self, method: str, path: str, body: dict | bytes | None = None,
                     content_type: str | None = None) -> tuple[int, dict]:
@@ -527,14 +607,22 @@ class EmbeddedCluster(ClusterNodes):
         given as bytes is sent as it is (a manifest's own YAML text, for the server to parse)."""
         data = body if isinstance(body, bytes) else json.dumps(body).encode() if body is not None else None
         content_type = content_type or ("application/merge-patch+json" if method == "PATCH" else "application/json")
-        request = urllib.request.Request(
-            f"{self.server}{path}", data=data, method=method, headers={"Content-Type": content_type}
-        )
         try:
-            with urllib.request.urlopen(request, context=self._tls_context(self.admin), timeout=30) as response:
-                return response.status, _json_or_text(response.read())
-        except urllib.error.HTTPError as error:
-            return error.code, _json_or_text(error.read())
+            response = self._admin_pool().request(
+                method, path, body=data, headers={"Content-Type": content_type}, timeout=30.0)
+        except urllib3.exceptions.HTTPError as error:
+            # As urllib reported it, for the callers and readiness polls that catch OSError.
+            raise urllib.error.URLError(error) from None
+        return response.status, _json_or_text(response.data)
+
+    def _admin_pool(self) -> urllib3.HTTPSConnectionPool:
+        """Kept-alive admin connections: a start and an apply make a hundred requests, and a TLS
+        handshake each took a third of their time."""
+        pool = getattr(self, "_pool", None)
+        if pool is None or pool.port != self.apiserver_port:
+            pool = self._pool = urllib3.HTTPSConnectionPool(
+                "127.0.0.1", self.apiserver_port, ssl_context=self._tls_context(self.admin), maxsize=8, retries=False)
+        return pool
 
     def _wait_for_apiserver(self) -> None:
         def ready() -> bool:
@@ -568,11 +656,6 @@ class EmbeddedCluster(ClusterNodes):
             )
             if status not in (201, 409):
                 raise ControlPlaneError(f"could not isolate namespace {namespace}: {status} {answer.get('message')}")
-            # Pods that do not ask for the API get no token from the default ServiceAccount.
-            account = f"/api/v1/namespaces/{namespace}/serviceaccounts/default"
-            self._poll(f"the default ServiceAccount of {namespace}",
-                       lambda account=account: self.api_request("GET", account)[0] == 200)
-            self._expect(self.api_request("PATCH", account, {"automountServiceAccountToken": False}), f"patch {account}")
         # Where workloads land by default, their resources are bounded and defaulted.
         self._expect(self.api_request("POST", "/api/v1/namespaces/default/resourcequotas", {
             "metadata": {"name": "compute"}, "spec": {"hard": {
@@ -583,6 +666,15 @@ class EmbeddedCluster(ClusterNodes):
                 "type": "Container", "default": {"cpu": "500m", "memory": "256Mi"},
                 "defaultRequest": {"cpu": "100m", "memory": "64Mi"}, "max": {"cpu": "2", "memory": "1Gi"}}]}}),
             "create the default namespace's LimitRange")
+
+    def _close_default_service_accounts(self) -> None:
+        """Pods that do not ask for the API get no token from the default ServiceAccount (made by the
+        controller-manager, so this waits for it)."""
+        for namespace in SYSTEM_NAMESPACES:
+            account = f"/api/v1/namespaces/{namespace}/serviceaccounts/default"
+            self._poll(f"the default ServiceAccount of {namespace}",
+                       lambda account=account: self.api_request("GET", account)[0] == 200)
+            self._expect(self.api_request("PATCH", account, {"automountServiceAccountToken": False}), f"patch {account}")
 
     @staticmethod
     def _expect(answer: tuple[int, dict], what: str) -> None:
