@@ -1,4 +1,4 @@
-"""--manifests: a folder of YAML (plain files, multi-document files, Kustomize folders) applied with
+"""--manifests: a folder of YAML (plain files, multi-document files, Kustomize folders, Helm charts) applied with
 server-side apply into a fresh embedded cluster, so the suite audits what the repository would
 create. Every document keeps its file and line, for findings and SARIF.
 
@@ -165,20 +165,29 @@ def _kustomize_binary() -> Path:
     return target
 
 
-def load(folder: str | Path) -> list[Document]:
+def load(folder: str | Path, helm_values: list[str] | tuple = ()) -> list[Document]:
+    """Every document under `folder`: plain files, Kustomize folders rendered whole, and Helm charts
+    (a folder with Chart.yaml) rendered with their defaults and then `helm_values`, each release
+    into a namespace of its own."""
     root = Path(folder)
     if not root.is_dir():
         raise ManifestError(f"--manifests {folder}: not a folder")
     documents: list[Document] = []
     rendered: list[Path] = []
+    charts = 0
     for directory, subdirs, files in os.walk(root):
         subdirs.sort()
         here = Path(directory)
         if any(rendered_dir in here.parents or rendered_dir == here for rendered_dir in rendered):
             continue
+        source = str(here.relative_to(root)) if here != root else "."
+        if "Chart.yaml" in files:
+            rendered.append(here)
+            charts += 1
+            documents.extend(_chart(here, source, helm_values))
+            continue
         if any(name in files for name in KUSTOMIZATIONS):
             rendered.append(here)
-            source = str(here.relative_to(root)) if here != root else "."
             documents.extend(_documents(_kustomize(here), f"{source} (kustomize)", f"{here} (rendered by kustomize)"))
             continue
         for name in sorted(files):
@@ -190,6 +199,33 @@ def load(folder: str | Path) -> list[Document]:
             except (OSError, UnicodeDecodeError) as error:
                 raise ManifestError(f"{path}: cannot be read as text: {error}") from None
             documents.extend(_documents(text, str(path.relative_to(root)), str(path)))
+    if helm_values and not charts:
+        raise ManifestError(f"--helm-values: --manifests {folder} holds no Helm chart (no Chart.yaml)")
+    return documents
+
+
+def _chart(chart: Path, source: str, values) -> list[Document]:
+    """A chart as `helm install --create-namespace` would put it in the cluster: each document points
+    at the template file and line it came from; the release namespace is created unless the chart
+    itself defines it."""
+    from kubeproof import helm
+
+    try:
+        rendered = helm.render(chart, list(values))
+    except helm.HelmError as error:
+        raise ManifestError(str(error)) from None
+    prefix = "" if source == "." else f"{source}/"
+    documents = []
+    for piece in rendered:
+        for document in _documents(piece.text, f"{prefix}{piece.source}", f"{chart / piece.source} (rendered by helm)",
+                                   namespace=piece.namespace):
+            document.line = piece.line
+            documents.append(document)
+    namespace = helm.release_name(chart) if not rendered else rendered[0].namespace
+    if not any(d.key()[0] == "Namespace" and d.key()[2] == namespace for d in documents):
+        text = f"apiVersion: v1\nkind: Namespace\nmetadata:\n  name: {namespace}\n"
+        documents.insert(0, Document(f"{prefix}Chart.yaml", 1,
+                                     {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": namespace}}, text))
     return documents
 
 

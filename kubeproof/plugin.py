@@ -74,7 +74,11 @@ def pytest_addoption(parser):
     group.addoption("--etcd-key", help="client key for --etcd-endpoint")
     group.addoption("--manifests", metavar="DIR",
                     help="apply a folder of manifests (YAML, multi-document, Kustomize) into a fresh embedded "
-                    "cluster with server-side apply, and audit that")
+                    "cluster with server-side apply, and audit that; a folder with Chart.yaml is a Helm chart, "
+                    "rendered offline and installed into a namespace named after its release")
+    group.addoption("--helm-values", action="append", default=[], metavar="FILE",
+                    help="a values file for the Helm charts of --manifests, after each chart's values.yaml "
+                    "(repeatable; later files win)")
     group.addoption("--request-timeout", type=float, default=30.0, metavar="SECONDS",
                     help="how long one API request may take before its data counts as unreadable (default 30)")
     group.addoption("--no-dry-run", action="store_true",
@@ -96,7 +100,7 @@ def _options(config) -> Options:
     get = config.getoption
     return Options(get("cluster"), get("kubeconfig"), get("baseline"), get("local_profile"), get("local_attach"),
                    get("etcd_endpoint"), get("etcd_ca"), get("etcd_cert"), get("etcd_key"), get("manifests"),
-                   get("request_timeout"), get("local_nodes"))
+                   get("request_timeout"), get("local_nodes"), get("helm_values"))
 
 
 def _is_audit(config) -> bool:

@@ -6,7 +6,7 @@ before any test runs."""
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import urllib3
@@ -41,6 +41,7 @@ class Options:
     manifests: str | None = None
     request_timeout: float = 30.0
     local_nodes: int = 2
+    helm_values: list[str] = field(default_factory=list)
 
 
 def kubeconfig_path(explicit: str | None) -> str:
@@ -81,6 +82,8 @@ def resolve_cluster(options: Options) -> str:
         raise ConfigError(f"--local-nodes {options.local_nodes}: the embedded cluster runs 0 to 50 nodes")
     if not options.request_timeout > 0:
         raise ConfigError(f"--request-timeout {options.request_timeout}: must be a number of seconds above 0")
+    if options.helm_values and not options.manifests:
+        raise ConfigError("--helm-values renders the Helm charts of --manifests; give --manifests DIR too")
     if options.manifests:
         if options.cluster or options.local_attach:
             raise ConfigError("--manifests audits a fresh embedded cluster of its own; drop --cluster/--local-attach")
@@ -117,7 +120,7 @@ def _open_manifests(options: Options) -> Backend:
     from kubeproof.controlplane import BuildError, ControlPlaneError, EmbeddedCluster
 
     try:
-        documents = manifests.load(options.manifests)
+        documents = manifests.load(options.manifests, options.helm_values)
     except manifests.ManifestError as error:
         raise ConfigError(str(error)) from None
     if not documents:

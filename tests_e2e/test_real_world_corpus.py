@@ -6,7 +6,7 @@ server, and the findings are printed (and kept in junit.xml) for a person to jud
 
 from __future__ import annotations
 
-import importlib.util
+import re
 from collections import Counter
 
 import pytest
@@ -15,17 +15,9 @@ from suite_runs import object_name, run_suite
 
 ACCEPTED = "test_manifest_is_accepted_by_the_api_server"
 SHOWN_PER_TEST = 2  # findings printed per failing test, enough to judge them
-
-
-_ABSENT = object()
-WAITS_FOR_HELM = "waits for Helm rendering in --manifests (kubeproof.helm, --helm-values)"
-
-
-def _helm_ready(config) -> bool:
-    """Charts run once kubeproof renders them. The plugin is loaded in this session too, so the option
-    it would add is visible here without starting another pytest."""
-    return importlib.util.find_spec("kubeproof.helm") is not None \
-        and config.getoption("helm_values", default=_ABSENT) is not _ABSENT
+# Where a chart's finding may point: the template (or CRD file) and line it was written at, or the
+# Chart.yaml of the release whose namespace the install creates.
+CHART_SOURCE = re.compile(r"^(?:[^/]+/)*(?:(?:templates|crds)/.+\.(?:ya?ml|tpl|json)|Chart\.yaml):\d+$")
 
 
 def _finding_lines(records: list[dict]) -> list[str]:
@@ -41,10 +33,15 @@ def _finding_lines(records: list[dict]) -> list[str]:
     return lines
 
 
+def _chart_defaults(chart) -> set[tuple[str, str]]:
+    """(kind, name) of what the chart installs with no values file of ours."""
+    from kubeproof import manifests
+
+    return {(d.key()[0], d.key()[2]) for d in manifests.load(chart)}
+
+
 @pytest.mark.parametrize("config_set", SETS, ids=[s.name for s in SETS])
-def test_published_config_set_is_audited(config_set, tmp_path, record_property, pytestconfig):
-    if config_set.kind == HELM and not _helm_ready(pytestconfig):
-        pytest.skip(WAITS_FOR_HELM)  # issue 11 part 2
+def test_published_config_set_is_audited(config_set, tmp_path, record_property):
     folder = fetch(config_set, tmp_path / "sets")
     args = [f"--manifests={folder}"]
     if config_set.values_file:
@@ -63,6 +60,13 @@ def test_published_config_set_is_audited(config_set, tmp_path, record_property, 
         assert not rejected, [(r["object"], r["findings"]) for r in rejected]
 
     failed = run.records("failed")
+    if config_set.kind == HELM:
+        sources = {(r.get("object") or {}).get("source") for r in failed if (r.get("object") or {}).get("source")}
+        assert sources and all(CHART_SOURCE.match(source) for source in sources), sorted(sources)
+    if config_set.values_file:
+        # The values file reached the render: the suite installed other objects than the defaults make.
+        installed = {(r["object"]["kind"], r["object"]["name"]) for r in documents}
+        assert installed != _chart_defaults(folder), sorted(installed)
     by_test = Counter(r["test"] for r in failed)
     report = [f"{config_set.name} ({config_set.pin} {config_set.subfolder}, {config_set.kind}): exit {run.returncode}, "
               f"{len(documents)} documents, {len(applied)} applied, {len(rejected)} rejected, "
