@@ -128,12 +128,17 @@ def _open_manifests(options: Options) -> Backend:
     try:
         # No kubelets: a folder of manifests has no nodes to audit, and the embedded cluster's own would
         # be judged in its place (node tests report that the cluster has no nodes).
-        embedded = EmbeddedCluster(profile="hardened", node_count=0).start()
+        embedded = EmbeddedCluster(profile="hardened", node_count=0).start(settle=False)
     except (BuildError, ControlPlaneError) as error:
         raise ConfigError(f"the embedded cluster could not start: {error}") from None
     try:
+        # The repository's objects go in while the controllers start; the audit waits for both.
         manifests.apply(embedded, documents)
+        embedded.settle()
         return ManifestsBackend(embedded, documents)
+    except ControlPlaneError as error:
+        embedded.stop()
+        raise ConfigError(f"the embedded cluster could not start: {error}") from None
     except BaseException:
         embedded.stop()
         raise

@@ -198,21 +198,24 @@ class EmbeddedCluster(ClusterNodes):
     def __exit__(self, *exc) -> None:
         self.stop()
 
-    def start(self) -> EmbeddedCluster:
+    def start(self, settle: bool = True) -> EmbeddedCluster:
+        """Starts the cluster. With settle=False it returns once the API server takes writes and the
+        controllers are starting, so the caller's own writes (--manifests) overlap the controllers'
+        start; settle() must follow before the cluster is audited."""
         try:
             self.binaries = self.binaries or ensure_built()
-            began = time.monotonic()
-            template = self._etcd_template() if self.etcd_template else None
+            self._began = time.monotonic()
+            self._from_template = self._etcd_template() if self.etcd_template else None
             self._make_pki()
             self.etcd_port, self.etcd_peer_port = free_port(), free_port()
             self.apiserver_port, self.controller_manager_port = free_port(), free_port()
-            if template:
-                shutil.copytree(template, self.workdir / "etcd-data")
+            if self._from_template:
+                shutil.copytree(self._from_template, self.workdir / "etcd-data")
                 (self.workdir / "etcd-data").chmod(0o700)
             # The API server retries etcd until it answers, so both start at once.
             self._start_etcd()
             self._start_apiserver()
-            self._wait_for_apiserver(bootstrapped=bool(template))
+            self._wait_for_apiserver(bootstrapped=bool(self._from_template))
             # The controller-manager reads its clients' CA from this ConfigMap once, at start.
             self._wait_for_system_namespaces()
             self._start_controller_manager()
@@ -226,16 +229,24 @@ class EmbeddedCluster(ClusterNodes):
             self._write_canary_secret()
             if self.settings.seed_rbac_violations:
                 self._seed_rbac_violations()
+        except BaseException:
+            self.stop()
+            raise
+        return self.settle() if settle else self
+
+    def settle(self) -> EmbeddedCluster:
+        """Waits for what the controllers and nodes make, and for the API server's full readiness."""
+        try:
             self._wait_for_default_service_account()
             if self.settings.label_namespaces:
                 self._close_default_service_accounts()
             self._wait_for_nodes()
             if self.profile == "insecure":
                 self._loosen_files()
-            if template:
+            if self._from_template:
                 self._wait_for_apiserver()
             self.save_state()
-            self.started_seconds = time.monotonic() - began
+            self.started_seconds = time.monotonic() - self._began
         except BaseException:
             self.stop()
             raise
