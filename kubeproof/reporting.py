@@ -12,23 +12,26 @@ import datetime
 import html
 import os
 import platform
+import re
 import subprocess
 
 import pytest
 
 import kubeproof
 from kubeproof import ratchet
-from kubeproof.artifacts import SUMMARY, sarif_log, summary_markdown, write_junit
+from kubeproof.artifacts import SUMMARY, sarif_log, summary_markdown, verdict, write_junit
 from kubeproof.evidence import (
     Record,
     counts_by_control,
     counts_by_practice,
+    first_page_html,
     is_grouped,
     outcome_counts,
     row_html,
     summary_html,
 )
 from kubeproof.governance import Governance
+from kubeproof.oscal import write_assessment_results
 from kubeproof.practices import PRACTICES
 from kubeproof.session import Audit
 from kubeproof.suite import (
@@ -70,13 +73,18 @@ def environment(config, audit: Audit) -> dict:
     }
 
 
-def add_environment_metadata(config, audit: Audit) -> None:
+def add_environment_metadata(config, audit: Audit, described: dict | None = None) -> None:
+    """pytest-html draws its environment table from pytest-metadata's values. They become the
+    audited cluster's description and nothing else (pytest-metadata's Python, platform, packages and
+    plugins are gone): the report holds one identity block, and the first page's is that table."""
     try:
         from pytest_metadata.plugin import metadata_key
-    except ImportError:  # pytest-html without pytest-metadata: the summary still carries it
+    except ImportError:  # pytest-html without pytest-metadata: the first page still carries it
         return
+    metadata = config.stash[metadata_key]
+    metadata.clear()  # in place: pytest-html holds this very dict as its environment data
     # pytest-html renders environment values as HTML; names of clusters and users are text.
-    config.stash[metadata_key].update({k: html.escape(str(v)) for k, v in environment(config, audit).items()})
+    metadata.update({k: html.escape(str(v)) for k, v in (described or environment(config, audit)).items()})
 
 
 def git_commit(root) -> str:
@@ -95,11 +103,66 @@ def _now() -> str:
 
 # -- the pytest-html page --------------------------------------------------------------------------
 def html_summary(prefix: list, config) -> None:
+    """The report's first page (verdict, audited cluster, CIS coverage, failures) in place of
+    pytest-html's environment section, then the counts by practice and by control in its summary."""
     audit = config.stash.get(AUDIT, None)
-    if audit is not None:
-        described = environment(config, audit)
-        described["finished (UTC)"] = _now()
-        prefix.append(summary_html(config.stash[RECORDS], described, group_passed=config.stash.get(GROUP_PASSED, False)))
+    if audit is None:
+        return
+    records: list[Record] = config.stash[RECORDS]
+    described = environment(config, audit)
+    described["finished (UTC)"] = _now()
+    add_environment_metadata(config, audit, described)
+    strict = bool(config.getoption("strict"))
+    # The verdict summary.md states, from the same records and exit status; an exit status that cannot
+    # be read is taken as a failure, never a pass.
+    exitstatus = _exitstatus(config)
+    exitstatus = 1 if exitstatus is None else exitstatus
+    page = {"verdict": verdict(records, exitstatus, strict), "exitstatus": exitstatus, "strict": strict,
+            "sources": getattr(audit.backend, "sources", {})}
+    if not _open_report_with(config, first_page_html(records, described, **page)):
+        # pytest-html's page did not have the expected shape: its own environment table holds the
+        # cluster (the metadata above), and the rest of the first page leads its summary.
+        prefix.append(first_page_html(records, None, **page))
+    prefix.append(summary_html(records, group_passed=config.stash.get(GROUP_PASSED, False)))
+
+
+def _exitstatus(config) -> int | None:
+    """The exit status pytest will return: the session sets it before the session-finish hooks, where
+    pytest-html asks for the summary."""
+    session = config.pluginmanager.get_plugin("session")
+    status = getattr(session, "exitstatus", None)
+    return None if status is None else int(status)
+
+
+# pytest-html's page template opens with its environment section: a heading and the table its script
+# fills from the metadata. The first page takes its place, and carries that table's ids itself.
+ENVIRONMENT_SECTION = re.compile(r'<div id="environment-header">\s*<h2>Environment</h2>\s*</div>\s*'
+                                 r'<table id="environment"></table>')
+FIRST_PAGE = "kubeproof_first_page"
+
+
+def _open_report_with(config, first_page: str) -> bool:
+    """Gives pytest-html's report a template whose environment section is `first_page`: the same
+    template otherwise, compiled in pytest-html's own jinja environment (its includes and escaping).
+    False when there is no such report or its template is not the shape expected."""
+    try:
+        from pytest_html.basereport import BaseReport
+    except ImportError:
+        return False
+    report = next((p for p in config.pluginmanager.get_plugins() if isinstance(p, BaseReport)), None)
+    template = getattr(report, "_template", None)
+    if template is None or template.name is None:
+        return False
+    try:
+        source, _, _ = template.environment.loader.get_source(template.environment, template.name)
+    except Exception:  # any loader trouble leaves pytest-html's page as it is
+        return False
+    if len(ENVIRONMENT_SECTION.findall(source)) != 1:
+        return False
+    # A global, not text pasted into the template: cluster names never meet jinja's syntax.
+    replaced = ENVIRONMENT_SECTION.sub("{{ " + FIRST_PAGE + "|safe }}", source)
+    report._template = template.environment.from_string(replaced, globals={FIRST_PAGE: first_page})
+    return True
 
 
 def html_row(report, cells: list) -> None:
@@ -184,6 +247,7 @@ def write_artifacts(config, exitstatus) -> None:
                 hostname=platform.node())
     sources = getattr(audit.backend, "sources", {})
     run.write_json("results.sarif", sarif_log(records, kubeproof.__version__, sources))
+    write_assessment_results(run, records, described)
     # The page named as a reader finds it: from the checkout, or from the report directory.
     page = run.final / f"{run.stem}.html"
     html_name = str(page.relative_to(config.rootpath if page.is_relative_to(config.rootpath) else run.final.parent))
