@@ -120,7 +120,10 @@ def _object_name(obj: dict) -> str:
     return "/".join(str(p) for p in (obj.get("kind"), obj.get("namespace"), obj.get("name")) if p)
 
 
-def summary_html(records: list[Record], environment: dict[str, Any], group_passed: bool = False) -> str:
+def summary_html(records: list[Record], environment: dict[str, Any] | None = None, group_passed: bool = False) -> str:
+    """The counts by practice and by control (and, in a large run, the grouped passed results): what
+    the page holds after its first screen. With `environment`, the cluster's identity block opens it,
+    for a summary shown on its own; the report's first page carries that block instead."""
     rows = []
     for practice, counts in counts_by_practice(records).items():
         rows.append(
@@ -133,17 +136,239 @@ def summary_html(records: list[Record], environment: dict[str, Any], group_passe
         control_rows.append(
             f"<tr><td>CIS {_cell(control)}</td>" + "".join(f"<td>{counts.get(status, 0)}</td>" for status in STATUSES) + "</tr>"
         )
-    env_rows = "".join(f"<tr><th>{_cell(k)}</th><td>{_cell(v)}</td></tr>" for k, v in environment.items())
     return (
-        '<h2>kubeproof summary by practice</h2>'
+        (identity_html(environment) if environment is not None else "")
+        + '<h2>kubeproof summary by practice</h2>'
         f'<table class="kubeproof-summary"><tr><th>practice</th>{header}</tr>{"".join(rows)}</table>'
         '<p>"not verified" means the data a check needs could not be read or judged; it is never counted as a pass. '
         'In pytest\'s own counts below, not verified results are skipped (failed with --strict) and waived or '
         'accepted findings are expected failures.</p>'
         f'<details><summary>Summary by control</summary><table class="kubeproof-summary"><tr><th>control</th>{header}</tr>'
         f'{"".join(control_rows)}</table></details>'
-        f'<h2>Audited cluster</h2><table class="kubeproof-environment">{env_rows}</table>'
         + (passed_groups_html(records) if group_passed else "")
+    )
+
+
+# -- the first page: verdict, cluster, coverage, failures ------------------------------------------
+# pytest-html's script fills the element with id "environment" from the run's metadata and makes the
+# one with id "environment-header" fold it; the identity block carries both ids, so it is that table
+# (the report holds no other), and kubeproof sets the metadata to the same rows.
+IDENTITY_HEADER_ID = "environment-header"
+IDENTITY_TABLE_ID = "environment"
+
+
+def identity_html(environment: dict[str, Any]) -> str:
+    """The audited cluster in one compact table: the rows pytest-html's script would draw from the
+    same values (key, then the value in a div), so the block reads the same with or without it."""
+    rows = "".join(f"<tr><td>{_cell(k)}</td><td><div>{_cell(v)}</div></td></tr>" for k, v in environment.items())
+    return (f'<div id="{IDENTITY_HEADER_ID}" class="kubeproof-identity-header"><h2>Audited cluster</h2></div>'
+            f'<table id="{IDENTITY_TABLE_ID}" class="kubeproof-identity">{rows}</table>')
+
+
+# A CIS control's state in the picture. Several results can carry one control: any failure (or
+# error) fails it; a waived or accepted finding is a known, accepted violation; anything short of a
+# proof (a result not verified, or only exempt ones) leaves it not verified. Proved means every
+# result that applied passed. A control no result carried is not covered.
+COVERAGE_STATES = ("proved", "failed", "waived", "not_verified", "not_covered")
+COVERAGE_LABELS = {"proved": "proved", "failed": "failed", "waived": "waived or accepted",
+                   "not_verified": "not verified", "not_covered": "not covered"}
+COVERAGE_COLOURS = {"proved": "#2e7d32", "failed": "#c62828", "waived": "#6a4c93", "not_verified": "#e08e00",
+                    "not_covered": "#d4d4d4"}
+# The benchmark's own grouping, named in our words so a bar says what it covers.
+CIS_GROUPS = {
+    "1.1": "control-plane node files", "1.2": "API server", "1.3": "controller manager", "1.4": "scheduler",
+    "2": "etcd", "3.1": "authentication and authorization", "3.2": "logging",
+    "4.1": "worker node files", "4.2": "kubelet", "4.3": "kube-proxy",
+    "5.1": "RBAC and service accounts", "5.2": "pod security", "5.3": "network policies and CNI",
+    "5.4": "secrets", "5.5": "admission control", "5.6": "general policies",
+}
+
+
+def control_state(counts: Counter) -> str:
+    if counts.get("failed") or counts.get("error"):
+        return "failed"
+    if counts.get("waived") or counts.get("accepted"):
+        return "waived"
+    if counts.get("not_verified") or not counts.get("passed"):
+        return "not_verified"
+    return "proved"
+
+
+@dataclass
+class SectionCoverage:
+    section: str  # the benchmark's group id, "1.2"
+    label: str
+    automated: int  # how many of its controls the benchmark scores Automated
+    controls: dict[str, list[str]]  # state -> control ids, in benchmark order
+
+    @property
+    def total(self) -> int:
+        return sum(len(ids) for ids in self.controls.values())
+
+    def count(self, state: str) -> int:
+        return len(self.controls.get(state, ()))
+
+
+def cis_coverage(records: list[Record], catalogue: tuple[dict, ...] | None = None) -> list[SectionCoverage]:
+    """Each CIS 1.12 section's controls by state, from the records' per-control statuses. Every
+    control of the benchmark appears once: one no result carried is not covered."""
+    if catalogue is None:
+        from kubeproof import cis
+        catalogue = cis.controls()
+    by_control = counts_by_control(records)
+    sections: dict[str, SectionCoverage] = {}
+    for control in catalogue:
+        group = control["group"]
+        section = sections.setdefault(group, SectionCoverage(group, CIS_GROUPS.get(group, ""), 0, {s: [] for s in COVERAGE_STATES}))
+        section.automated += control.get("type") == "automated"
+        state = control_state(by_control[control["id"]]) if control["id"] in by_control else "not_covered"
+        section.controls[state].append(control["id"])
+    return list(sections.values())
+
+
+def _counts_text(counts: dict[str, int]) -> str:
+    return ", ".join(f"{n} {COVERAGE_LABELS[s]}" for s, n in counts.items() if n) or "no controls"
+
+
+def coverage_svg(sections: list[SectionCoverage], title: str, key: str = "cis") -> str:
+    """Stacked bars, one per section, one segment per state, each as long as its number of controls,
+    with the counts written beside them, a legend, and titles a screen reader (or a hover) reads.
+    Plain SVG in the page: no script, nothing fetched."""
+    bar_x, bar_width, row, top = 300, 400, 26, 44
+    widest = max((s.total for s in sections), default=1) or 1
+    unit = bar_width / widest
+    totals = {state: sum(s.count(state) for s in sections) for state in COVERAGE_STATES}
+    summary = f"{title}: {sum(totals.values())} controls: {_counts_text(totals)}"
+    height = top + row * len(sections) + 8
+    pattern = f"kp-{_attr_id(key)}-unproven"
+    parts = [
+        f'<svg xmlns="http://www.w3.org/2000/svg" class="kubeproof-coverage" data-framework="{_cell(key)}" role="img" '
+        f'aria-labelledby="{pattern}-title" width="{bar_x + bar_width + 300}" height="{height}" '
+        f'viewBox="0 0 {bar_x + bar_width + 300} {height}" font-family="sans-serif" font-size="13">',
+        f'<title id="{pattern}-title">{_cell(summary)}</title>',
+        # Not verified is hatched as well as coloured: it must never read as proved, in any palette.
+        f'<defs><pattern id="{pattern}" width="6" height="6" patternUnits="userSpaceOnUse" patternTransform="rotate(45)">'
+        f'<rect width="6" height="6" fill="{COVERAGE_COLOURS["not_verified"]}"/>'
+        '<line x1="0" y1="0" x2="0" y2="6" stroke="#ffffff" stroke-width="2"/></pattern></defs>',
+    ]
+    x = 0
+    for state in COVERAGE_STATES:  # the legend
+        fill = f"url(#{pattern})" if state == "not_verified" else COVERAGE_COLOURS[state]
+        parts.append(f'<g class="kp-legend" data-state="{state}"><rect x="{x}" y="6" width="14" height="14" fill="{fill}" '
+                     f'stroke="#555" stroke-width="0.5"/><text x="{x + 19}" y="18">{COVERAGE_LABELS[state]} '
+                     f'({totals[state]})</text></g>')
+        x += 19 + 8 * len(f"{COVERAGE_LABELS[state]} ({totals[state]})") + 18
+    for index, section in enumerate(sections):
+        y = top + index * row
+        counts = {state: section.count(state) for state in COVERAGE_STATES}
+        name = f"{section.section} {section.label}".strip()
+        described = (f"CIS {name}: {section.total} controls ({section.automated} scored automated): "
+                     f"{_counts_text(counts)}")
+        parts.append(f'<g class="kp-section" data-section="{_cell(section.section)}" data-total="{section.total}" '
+                     + " ".join(f'data-{state.replace("_", "-")}="{n}"' for state, n in counts.items())
+                     + f'><title>{_cell(described)}</title>'
+                     f'<text x="{bar_x - 8}" y="{y + 15}" text-anchor="end">{_cell(name)}</text>')
+        x = bar_x
+        for state, n in counts.items():
+            if not n:
+                continue
+            width = n * unit
+            fill = f"url(#{pattern})" if state == "not_verified" else COVERAGE_COLOURS[state]
+            ids = ", ".join(section.controls[state])
+            parts.append(f'<rect x="{x:.1f}" y="{y}" width="{width:.1f}" height="20" fill="{fill}" stroke="#ffffff" '
+                         f'stroke-width="1" data-state="{state}"><title>{_cell(f"{n} {COVERAGE_LABELS[state]}: {ids}")}</title></rect>')
+            if width >= 18:
+                ink = "#222222" if state in ("not_covered", "not_verified") else "#ffffff"
+                parts.append(f'<text x="{x + width / 2:.1f}" y="{y + 15}" text-anchor="middle" fill="{ink}" '
+                             f'font-weight="bold" aria-hidden="true">{n}</text>')
+            x += width
+        parts.append(f'<text class="kp-counts" x="{bar_x + bar_width + 10}" y="{y + 15}" fill="#333333">'
+                     f'{_cell(_counts_text(counts))}</text></g>')
+    parts.append("</svg>")
+    return "".join(parts)
+
+
+def _attr_id(text: str) -> str:
+    return "".join(c if c.isalnum() else "-" for c in text)
+
+
+def coverage_html(records: list[Record]) -> str:
+    sections = cis_coverage(records)
+    proved = sum(s.count("proved") for s in sections)
+    total = sum(s.total for s in sections)
+    return (
+        '<section class="kubeproof-coverage-section"><h2>Coverage: CIS Kubernetes Benchmark 1.12</h2>'
+        f'<p>{proved} of {total} controls proved by this run. A control is proved when every result that '
+        'judged it passed; one failure fails it; a waived or accepted finding marks it waived; a result that '
+        'could not be proven (or only exempt ones) leaves it not verified, never proved; a control no test of '
+        'this run judged is not covered (the benchmark\'s Manual controls among them).</p>'
+        + coverage_svg(sections, "CIS Kubernetes Benchmark 1.12 coverage")
+        + "</section>"
+    )
+
+
+FAILURES_LISTED = 50
+
+
+def failures_html(records: list[Record], sources: dict | None = None, limit: int = FAILURES_LISTED) -> str:
+    """Each failure (and error) in a line: where it came from (the manifest's file and line, else the
+    object), what was found, the test. The same texts summary.md lists; the table below has the rest."""
+    from kubeproof.artifacts import _entries, finding_text, source_of
+
+    failing = [r for r in records if r.status in ("failed", "error")]
+    if not failing:
+        return '<section class="kubeproof-failures"><h2>Failures: 0</h2><p>No result failed.</p></section>'
+    items, shown = [], 0
+    for record in failing:
+        for finding, obj in _entries(record):
+            shown += 1
+            if shown > limit:
+                continue
+            source = source_of(obj, sources or {})
+            where = f"<code>{_cell(source[0])}:{_cell(source[1])}</code> " if source else ""
+            name = "/".join(str(p) for p in (obj.get("kind"), obj.get("namespace"), obj.get("name")) if p)
+            text = finding_text(finding, obj) if finding else f"{name or '(cluster)'}: {record.reason or record.status}"
+            items.append(f"<li>{where}{_cell(text)} <span class=\"kubeproof-test\">(test <code>{_cell(record.test)}</code>"
+                         f"{', error' if record.status == 'error' else ''})</span></li>")
+    more = f"<li>... and {shown - limit} more: in the results table below</li>" if shown > limit else ""
+    return (f'<section class="kubeproof-failures"><h2>Failures: {len(failing)}</h2>'
+            f'<ul>{"".join(items)}{more}</ul></section>')
+
+
+VERDICT_WORDS = {
+    "pass": "every result that applied was proven",
+    "fail": "at least one result failed (the run exits non-zero)",
+    "not verified": "nothing failed, but not everything could be proven, or nothing was",
+}
+VERDICT_COLOURS = {"pass": "#2e7d32", "fail": "#c62828", "not verified": "#b06a00"}
+
+
+def verdict_html(verdict: str, records: list[Record], exitstatus: int, strict: bool) -> str:
+    counts = outcome_counts(records, strict=strict)
+    unproven = sum(r.status == "not_verified" for r in records)
+    return (
+        f'<section class="kubeproof-verdict" style="border-left:8px solid {VERDICT_COLOURS.get(verdict, "#555")};'
+        'padding:4px 12px;margin:8px 0">'
+        f'<h2>Verdict: <span id="kubeproof-verdict" data-verdict="{_cell(verdict)}" '
+        f'style="color:{VERDICT_COLOURS.get(verdict, "#555")}">{_cell(verdict.upper())}</span></h2>'
+        f'<p>{_cell(VERDICT_WORDS.get(verdict, ""))}. Exit status {int(exitstatus)}. {counts["tests"]} results: '
+        f'{counts["passed"]} passed, {counts["failed"]} failed, {counts["error"]} errors, {unproven} not verified, '
+        f'{counts["skipped"] - (0 if strict else unproven)} exempt, {counts["xfailed"]} waived or accepted'
+        f'{"; --strict fails not verified results" if strict else ""}.</p></section>'
+    )
+
+
+def first_page_html(records: list[Record], environment: dict[str, Any] | None, *, verdict: str, exitstatus: int,
+                    strict: bool, sources: dict | None = None) -> str:
+    """What the report opens with: the verdict, the audited cluster (unless `environment` is None:
+    then pytest-html's own table holds it), the CIS coverage picture, and the failures."""
+    return (
+        '<div class="kubeproof-first-page">'
+        + verdict_html(verdict, records, exitstatus, strict)
+        + (identity_html(environment) if environment is not None else "")
+        + coverage_html(records)
+        + failures_html(records, sources)
+        + "</div>"
     )
 
 

@@ -5,11 +5,10 @@ names, subjects and images as inert text in a real browser."""
 from __future__ import annotations
 
 import json
-import shutil
-import subprocess
 import time
 
 import pytest
+from browser import rendered_dom
 from suite_runs import run_suite
 
 from kubeproof.controlplane import EmbeddedCluster
@@ -92,16 +91,7 @@ def test_no_secret_value_reaches_any_artifact_or_output(audited):
 @pytest.fixture(scope="module")
 def rendered(audited):
     _, run, tmp = audited
-    browser = shutil.which("chromium") or shutil.which("chromium-browser")
-    assert browser, "Debian's chromium is needed (make test installs it)"
-    page = next(run.run_folder.glob("*.html"))
-    done = subprocess.run(
-        [browser, "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-         "--disable-background-networking", "--disable-component-update", "--disable-sync",
-         f"--user-data-dir={tmp / 'browser'}", "--virtual-time-budget=10000", "--dump-dom", page.as_uri()],
-        capture_output=True, text=True, timeout=120)
-    assert done.returncode == 0 and "</html>" in done.stdout, done.stderr[-1000:]
-    return done.stdout
+    return rendered_dom(next(run.run_folder.glob("*.html")), tmp / "browser")
 
 
 def test_hostile_names_are_inert_in_the_report(rendered):
