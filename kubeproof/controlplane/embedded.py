@@ -67,9 +67,6 @@ def _die_with_parent() -> None:
     libc.prctl(_PR_SET_PDEATHSIG, signal.SIGKILL)
 
 
-CONFIRMING_HOOKS = ("poststarthook/rbac/bootstrap-roles", "poststarthook/scheduling/bootstrap-system-priority-classes")
-
-
 def _json_or_text(payload: bytes) -> dict:
     try:
         answer = json.loads(payload or b"{}")
@@ -215,7 +212,9 @@ class EmbeddedCluster(ClusterNodes):
             # The API server retries etcd until it answers, so both start at once.
             self._start_etcd()
             self._start_apiserver()
-            self._wait_for_apiserver(bootstrapped=bool(self._from_template))
+            # Fully ready, the RBAC hook included: the controller-manager gives up on an API server
+            # that is not healthy within 10 s, which a repository's large CRDs applied meanwhile can cause.
+            self._wait_for_apiserver()
             # The controller-manager reads its clients' CA from this ConfigMap once, at start.
             self._wait_for_system_namespaces()
             self._start_controller_manager()
@@ -243,8 +242,6 @@ class EmbeddedCluster(ClusterNodes):
             self._wait_for_nodes()
             if self.profile == "insecure":
                 self._loosen_files()
-            if self._from_template:
-                self._wait_for_apiserver()
             self.save_state()
             self.started_seconds = time.monotonic() - self._began
         except BaseException:
@@ -640,14 +637,9 @@ class EmbeddedCluster(ClusterNodes):
                 "127.0.0.1", self.apiserver_port, ssl_context=self._tls_context(self.admin), maxsize=8, retries=False)
         return pool
 
-    def _wait_for_apiserver(self, bootstrapped: bool = False) -> None:
-        # From a template, the roles and priority classes these hooks write are stored already: they
-        # only confirm them (one polls once a second), so the start goes on while they do, and
-        # start() waits for full readiness before it returns.
-        query = "?" + "&".join(f"exclude={hook}" for hook in CONFIRMING_HOOKS) if bootstrapped else ""
-
+    def _wait_for_apiserver(self) -> None:
         def ready() -> bool:
-            status, _ = self.api_request("GET", f"/readyz{query}")
+            status, _ = self.api_request("GET", "/readyz")
             return status == 200
 
         self._poll("kube-apiserver", ready)
