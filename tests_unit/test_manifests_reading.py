@@ -7,7 +7,17 @@ from __future__ import annotations
 import pytest
 import yaml
 
+from kubeproof import manifests
 from kubeproof.manifests import ManifestError, _documents
+
+
+@pytest.fixture(autouse=True, params=["libyaml", "pure-python"])
+def splitter(request, monkeypatch):
+    """Both readers must split alike: libyaml where PyYAML was built with it, Python otherwise."""
+    if request.param == "pure-python":
+        monkeypatch.setattr(manifests, "_Splitter", manifests._PurePythonSplitter)
+    elif not yaml.__with_libyaml__:
+        pytest.skip("this PyYAML has no libyaml")
 
 TRAPS = """\
 apiVersion: apiextensions.k8s.io/v1
