@@ -16,7 +16,7 @@ $(STAMP): pyproject.toml
 	$(PY) -m pip install --quiet --disable-pip-version-check -e .
 	@rm -f $(VENV)/.installed-[0-9a-f]* && touch $@
 
-# The suite plus what kubeproof's own tests need (the `test` extra: hypothesis, ruff).
+# The suite plus what kubeproof's own tests need (the `test` extra: hypothesis, ruff, compliance-trestle).
 $(TESTSTAMP): $(STAMP)
 	$(PY) -m pip install --quiet --disable-pip-version-check -e '.[test]'
 	@rm -f $(VENV)/.installed-test-* && touch $@

@@ -1,8 +1,8 @@
 """Reporting: what the run says about itself. The audited cluster's description (pytest-html's
 environment table, and the summaries), the pytest-html page (title, summary, rows, grouping of
 passed results in large runs), the terminal summary, and the run folder's artifacts written when the
-session finishes (results.json, junit.xml, results.sarif, summary.md, and summary.md appended to
-$GITHUB_STEP_SUMMARY in CI; the HTML is pytest-html's own).
+session finishes (results.json, junit.xml, results.sarif, summary.md (also appended to
+$GITHUB_STEP_SUMMARY in CI), assessment-results.json (OSCAL); the HTML is pytest-html's own).
 
 The plugin's hooks call in here; nothing here is a hook itself."""
 
@@ -208,7 +208,7 @@ def terminal_summary(terminalreporter, config) -> None:
     run = config.stash.get(RUN, None)
     if run is not None and config.stash.get(COMPLETED, False):
         terminalreporter.write_line(f"evidence: {run.final}/ ({run.stem}.html, results.json, junit.xml, results.sarif, "
-                                    f"{SUMMARY}, SHA256SUMS)")
+                                    f"{SUMMARY}, assessment-results.json, SHA256SUMS)")
     problem = config.stash.get(STEP_SUMMARY_PROBLEM, None)
     if problem:
         terminalreporter.write_line(problem, yellow=True)

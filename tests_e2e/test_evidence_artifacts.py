@@ -55,7 +55,7 @@ def test_run_folder_verifies_and_every_artifact_counts_the_same(insecure_cluster
     run = run_suite(tmp_path / "reports", "--cluster=local", f"--local-attach={insecure_cluster.workdir}")
     assert run.returncode == 1, run.output[-2000:]
     folder = run.run_folder
-    assert {p.name for p in folder.iterdir()} == {f"{folder.name}.html", "results.json", "junit.xml", "results.sarif", "summary.md", "SHA256SUMS"}
+    assert {p.name for p in folder.iterdir()} == {f"{folder.name}.html", "results.json", "junit.xml", "results.sarif", "summary.md", "assessment-results.json", "SHA256SUMS"}
     check = subprocess.run(["sha256sum", "-c", "SHA256SUMS"], cwd=folder, capture_output=True, text=True)
     assert check.returncode == 0, check.stdout + check.stderr
     page = next(folder.glob("*.html")).read_text()

@@ -208,7 +208,7 @@ def _assert_artifacts_agree(run: FakeRun, grouped: bool = False) -> str:
     """Every artifact is there, SHA256SUMS verifies, and the HTML (its rows, unless grouped), results.json
     and JUnit count alike. Returns the HTML page."""
     folder = run.folder
-    assert {p.name for p in folder.iterdir()} == {f"{folder.name}.html", "results.json", "junit.xml", "results.sarif", "summary.md", "SHA256SUMS"}
+    assert {p.name for p in folder.iterdir()} == {f"{folder.name}.html", "results.json", "junit.xml", "results.sarif", "summary.md", "assessment-results.json", "SHA256SUMS"}
     for line in (folder / "SHA256SUMS").read_text().splitlines():
         digest, name = line.split("  ", 1)
         assert hashlib.sha256((folder / name).read_bytes()).hexdigest() == digest, name
