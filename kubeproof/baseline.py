@@ -298,8 +298,10 @@ def load(path: str | Path) -> Baseline:
 
 
 def locate(explicit: str | None, cluster: str, root: Path) -> Path:
-    """--baseline, else baselines/<cluster>.yaml, else baselines/default.yaml."""
-    if explicit:
+    """--baseline FILE; with --baseline DIR, DIR/<cluster>.yaml, else DIR/default.yaml; without it
+    the same in baselines/. A folder lets one run of many clusters give each its own baseline."""
+    if explicit and not Path(explicit).is_dir():
         return Path(explicit)
-    own = root / "baselines" / f"{cluster}.yaml"
-    return own if own.is_file() else root / "baselines" / "default.yaml"
+    folder = Path(explicit) if explicit else root / "baselines"
+    own = folder / f"{cluster}.yaml"
+    return own if own.is_file() else folder / "default.yaml"

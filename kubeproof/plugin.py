@@ -17,7 +17,7 @@ from pathlib import Path
 
 import pytest
 
-from kubeproof import outcomes, parameters, ratchet, reporting
+from kubeproof import fleet, outcomes, parameters, ratchet, reporting
 from kubeproof.artifacts import RunFolder
 from kubeproof.backends import Unreachable
 from kubeproof.fixtures import (  # noqa: F401  (the fixtures, registered from this module's namespace)
@@ -59,9 +59,12 @@ MANIFEST_TESTS = "test_manifests.py"
 def pytest_addoption(parser):
     group = parser.getgroup("kubeproof", "kubeproof cluster audit")
     group.addoption("--cluster", help="kubeconfig context to audit, 'local' for the embedded cluster, or "
-                    "'in-cluster' inside a pod (default: the kubeconfig's current context)")
+                    "'in-cluster' inside a pod (default: the kubeconfig's current context); several as a "
+                    "comma-separated list or a glob over the contexts ('prod-*'), audited one after another, "
+                    "with a fleet summary")
     group.addoption("--kubeconfig", help="kubeconfig file (default: $KUBECONFIG, then ~/.kube/config)")
-    group.addoption("--baseline", help="baseline YAML (default: baselines/<cluster>.yaml, else baselines/default.yaml)")
+    group.addoption("--baseline", help="baseline YAML, or a folder of them: <cluster>.yaml, else default.yaml "
+                    "(default: the folder baselines/)")
     group.addoption("--local-profile", default="hardened", choices=("hardened", "insecure"),
                     help="profile of the embedded cluster for --cluster=local (default: hardened)")
     group.addoption("--local-nodes", type=int, default=2, metavar="N",
@@ -117,7 +120,23 @@ def _is_audit(config) -> bool:
     return False
 
 
+def _stop(message: str, returncode: int, **more) -> None:
+    """Ends the run before any test with kubeproof's exit status, and tells a fleet run why."""
+    fleet.note(exit_status=returncode, reason=message, **more)
+    pytest.exit(f"kubeproof: {message}", returncode=returncode)
+
+
 # -- session ---------------------------------------------------------------------------------------
+def pytest_cmdline_main(config):
+    """--cluster naming several clusters: each is audited by a run of its own, one after another, and
+    the fleet summary is written from their run folders (kubeproof/fleet.py). This run itself starts
+    no session, so it holds no cluster's snapshot."""
+    asks_only = ("help", "version", "collectonly", "markers", "showfixtures", "show_fixtures_per_test")
+    if not fleet.is_fleet(config.getoption("cluster")) or not _is_audit(config) or any(map(config.getoption, asks_only)):
+        return None
+    return fleet.run(config, _options(config), home(config))
+
+
 @pytest.hookimpl(tryfirst=True)
 def pytest_configure(config):
     for name, text in PRACTICES.items():
@@ -133,7 +152,7 @@ def pytest_configure(config):
     try:
         cluster = resolve_cluster(_options(config))
     except ConfigError as error:
-        pytest.exit(f"kubeproof: {error}", returncode=EXIT_CONFIG)
+        _stop(str(error), EXIT_CONFIG)
     # Set before pytest-html configures, which this hook runs ahead of. JUnit XML is written from the
     # records at the end (artifacts.write_junit), so it counts exactly as results.json does.
     stamp = config.stash[STARTED].strftime("%Y%m%dT%H%M%SZ")
@@ -164,12 +183,12 @@ def pytest_collection(session):
         if config.getoption("fail_on") == "new":
             accepted = ratchet.load(ratchet.accepted_path(audit.baseline.path))
     except ConfigError as error:
-        pytest.exit(f"kubeproof: {error}", returncode=EXIT_CONFIG)
+        _stop(str(error), EXIT_CONFIG)
     except ratchet.AcceptedFileError as error:
         audit.close()
-        pytest.exit(f"kubeproof: {error}", returncode=EXIT_CONFIG)
+        _stop(str(error), EXIT_CONFIG)
     except Unreachable as error:
-        pytest.exit(f"kubeproof: cannot reach the API server {error.endpoint}: {error.reason}", returncode=EXIT_UNREACHABLE)
+        _stop(f"cannot reach the API server {error.endpoint}: {error.reason}", EXIT_UNREACHABLE, endpoint=error.endpoint)
     config.stash[AUDIT] = audit
     config.stash[PROBES] = Probes(audit.backend, dry_runs=not config.getoption("no_dry_run"))
     config.stash[GOVERNANCE] = Governance(audit.baseline.waivers, datetime.date.today(), accepted)
@@ -273,6 +292,6 @@ def pytest_unconfigure(config):
     if run is not None:
         config.stash[RUN] = None
         if config.stash.get(COMPLETED, False) and run.html.exists():
-            run.finish()
+            fleet.note(run_folder=str(run.finish()))
         else:
             run.abandon()

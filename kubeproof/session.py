@@ -44,6 +44,11 @@ class Options:
     helm_values: list[str] = field(default_factory=list)
 
 
+def is_fleet(cluster: str | None) -> bool:
+    """--cluster names several clusters: a comma-separated list, or a glob over the context names."""
+    return bool(cluster) and any(c in cluster for c in ",*?[")
+
+
 def kubeconfig_path(explicit: str | None) -> str:
     if explicit:
         return explicit
@@ -53,7 +58,7 @@ def kubeconfig_path(explicit: str | None) -> str:
     return os.path.expanduser("~/.kube/config")
 
 
-def _contexts(kubeconfig: str) -> tuple[list[str], str | None]:
+def kubeconfig_contexts(kubeconfig: str) -> tuple[list[str], str | None]:
     from kubernetes import config
     from kubernetes.config.config_exception import ConfigException
 
@@ -74,6 +79,11 @@ def _contexts(kubeconfig: str) -> tuple[list[str], str | None]:
     return names, (current or {}).get("name") if isinstance(current, dict) else None
 
 
+def unknown_context(cluster: str, kubeconfig: str, names: list[str]) -> ConfigError:
+    known = ", ".join(sorted(n for n in names if n)) or "none"
+    return ConfigError(f"--cluster {cluster}: no such context in {kubeconfig} (contexts there: {known}; or use 'local')")
+
+
 MANIFESTS = "manifests"
 
 
@@ -89,9 +99,14 @@ def resolve_cluster(options: Options) -> str:
             raise ConfigError("--manifests audits a fresh embedded cluster of its own; drop --cluster/--local-attach")
         return MANIFESTS
     if options.cluster:
+        if is_fleet(options.cluster):
+            # A list or pattern is expanded before the session (kubeproof/fleet.py); what reaches here
+            # runs no audit, e.g. --collect-only.
+            raise ConfigError(f"--cluster {options.cluster}: names several clusters, which only an audit run of "
+                              "the suite expands; name one cluster here")
         return options.cluster
     path = kubeconfig_path(options.kubeconfig)
-    _, current = _contexts(path)
+    _, current = kubeconfig_contexts(path)
     if not current:
         raise ConfigError(
             f"no --cluster given and {path} has no current context; pass --cluster=CONTEXT, or "
@@ -178,10 +193,9 @@ def open_backend(options: Options, cluster: str) -> Backend:
             embedded.stop()
             raise
     path = kubeconfig_path(options.kubeconfig)
-    names, _ = _contexts(path)
+    names, _ = kubeconfig_contexts(path)
     if cluster not in names:
-        known = ", ".join(sorted(n for n in names if n)) or "none"
-        raise ConfigError(f"--cluster {cluster}: no such context in {path} (contexts there: {known}; or use 'local')")
+        raise unknown_context(cluster, path, names)
     try:
         if cluster.startswith("kind-"):
             from kubeproof.backends.kind import KindBackend, KindNode
