@@ -359,13 +359,15 @@ def verdict_html(verdict: str, records: list[Record], exitstatus: int, strict: b
 
 
 def first_page_html(records: list[Record], environment: dict[str, Any] | None, *, verdict: str, exitstatus: int,
-                    strict: bool, sources: dict | None = None) -> str:
+                    strict: bool, sources: dict | None = None, since: str = "") -> str:
     """What the report opens with: the verdict, the audited cluster (unless `environment` is None:
-    then pytest-html's own table holds it), the CIS coverage picture, and the failures."""
+    then pytest-html's own table holds it), what changed since an earlier run (`since`, the section
+    diff.since_html writes for --compare-with), the CIS coverage picture, and the failures."""
     return (
         '<div class="kubeproof-first-page">'
         + verdict_html(verdict, records, exitstatus, strict)
         + (identity_html(environment) if environment is not None else "")
+        + since
         + coverage_html(records)
         + failures_html(records, sources)
         + "</div>"

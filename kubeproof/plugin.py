@@ -17,7 +17,7 @@ from pathlib import Path
 
 import pytest
 
-from kubeproof import fleet, outcomes, parameters, ratchet, reporting
+from kubeproof import diff, fleet, outcomes, parameters, ratchet, reporting
 from kubeproof.artifacts import RunFolder
 from kubeproof.backends import Unreachable
 from kubeproof.fixtures import (  # noqa: F401  (the fixtures, registered from this module's namespace)
@@ -39,6 +39,7 @@ from kubeproof.reporting import GROUP_PASSED_ABOVE
 from kubeproof.session import EXIT_CONFIG, EXIT_UNREACHABLE, Audit, ConfigError, Options, resolve_cluster
 from kubeproof.suite import (
     AUDIT,
+    COMPARE_WITH,
     COMPLETED,
     FAILURES_SHORT,
     GOVERNANCE,
@@ -95,6 +96,8 @@ def pytest_addoption(parser):
                     help="passed and exempt results in the HTML table: one row each, or grouped per test in the "
                     f"summary (auto: grouped above {GROUP_PASSED_ABOVE} results, so a large report opens in seconds)")
     group.addoption("--report-dir", default="reports", help="where run folders are written (default: reports/)")
+    group.addoption("--compare-with", metavar="RUN", help="an earlier run folder: the report's first page and "
+                    "summary.md say what changed since it (python -m kubeproof diff RUN THIS_RUN lists it all)")
     # --strict is pytest's own flag (strict markers, config and ids); kubeproof also reads it to count
     # "not verified" results as failures.
 
@@ -147,12 +150,19 @@ def pytest_configure(config):
     config.stash[RUN] = None
     config.stash[RECORDS] = []
     config.stash[STARTED] = datetime.datetime.now(datetime.UTC)
+    config.stash[COMPARE_WITH] = None
     if not _is_audit(config):
         return
     try:
         cluster = resolve_cluster(_options(config))
     except ConfigError as error:
         _stop(str(error), EXIT_CONFIG)
+    if config.getoption("compare_with"):  # read now: a run folder that cannot be compared stops the run
+        try:
+            config.stash[COMPARE_WITH] = diff.load_run(Path(config.invocation_params.dir, config.getoption("compare_with")),
+                                                       "--compare-with")
+        except diff.BadRun as error:
+            _stop(str(error), EXIT_CONFIG)
     # Set before pytest-html configures, which this hook runs ahead of. JUnit XML is written from the
     # records at the end (artifacts.write_junit), so it counts exactly as results.json does.
     stamp = config.stash[STARTED].strftime("%Y%m%dT%H%M%SZ")

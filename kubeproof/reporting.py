@@ -18,7 +18,7 @@ import subprocess
 import pytest
 
 import kubeproof
-from kubeproof import ratchet
+from kubeproof import diff, ratchet
 from kubeproof.artifacts import SUMMARY, sarif_log, summary_markdown, verdict, write_junit
 from kubeproof.evidence import (
     Record,
@@ -36,6 +36,7 @@ from kubeproof.practices import PRACTICES
 from kubeproof.session import Audit
 from kubeproof.suite import (
     AUDIT,
+    COMPARE_WITH,
     COMPLETED,
     FAILURES_SHORT,
     GOVERNANCE,
@@ -117,13 +118,24 @@ def html_summary(prefix: list, config) -> None:
     # be read is taken as a failure, never a pass.
     exitstatus = _exitstatus(config)
     exitstatus = 1 if exitstatus is None else exitstatus
+    comparison = _comparison(config, described)
     page = {"verdict": verdict(records, exitstatus, strict), "exitstatus": exitstatus, "strict": strict,
-            "sources": getattr(audit.backend, "sources", {})}
+            "sources": getattr(audit.backend, "sources", {}),
+            "since": diff.since_html(comparison) if comparison else ""}
     if not _open_report_with(config, first_page_html(records, described, **page)):
         # pytest-html's page did not have the expected shape: its own environment table holds the
         # cluster (the metadata above), and the rest of the first page leads its summary.
         prefix.append(first_page_html(records, None, **page))
     prefix.append(summary_html(records, group_passed=config.stash.get(GROUP_PASSED, False)))
+
+
+def _comparison(config, described: dict) -> diff.Comparison | None:
+    """This run against the one --compare-with names (read and checked when the run began)."""
+    earlier = config.stash.get(COMPARE_WITH, None)
+    run = config.stash.get(RUN, None)
+    if earlier is None:
+        return None
+    return diff.compare(earlier, diff.run_of(run.stem if run else "this run", described, config.stash[RECORDS]))
 
 
 def _exitstatus(config) -> int | None:
@@ -253,6 +265,9 @@ def write_artifacts(config, exitstatus) -> None:
     html_name = str(page.relative_to(config.rootpath if page.is_relative_to(config.rootpath) else run.final.parent))
     summary = summary_markdown(records, exitstatus=int(exitstatus), strict=bool(config.getoption("strict")),
                                sources=sources, html_name=html_name, described=described)
+    comparison = _comparison(config, described)
+    if comparison:
+        summary += "\n" + diff.summary_line(comparison) + "\n"
     run.write_text(SUMMARY, summary)
     append_step_summary(config, summary)
     if config.getoption("update_baseline"):

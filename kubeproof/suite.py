@@ -24,6 +24,7 @@ PROBES = pytest.StashKey["Probes"]()
 UPDATED = pytest.StashKey[tuple]()  # (accepted file, entries) after --update-baseline
 GROUP_PASSED = pytest.StashKey[bool]()
 FAILURES_SHORT = pytest.StashKey[bool]()
+COMPARE_WITH = pytest.StashKey["Run | None"]()  # diff.Run: the earlier run --compare-with names
 # On an item's stash.
 VERDICT = pytest.StashKey["Verdict"]()
 KEYWORDS = pytest.StashKey[dict]()
