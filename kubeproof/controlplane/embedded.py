@@ -20,6 +20,7 @@ import signal
 import ssl
 import subprocess
 import tempfile
+import threading
 import time
 import urllib.error
 import urllib.request
@@ -65,6 +66,10 @@ class ControlPlaneError(RuntimeError):
 def _die_with_parent() -> None:
     libc = ctypes.CDLL("libc.so.6", use_errno=True)
     libc.prctl(_PR_SET_PDEATHSIG, signal.SIGKILL)
+
+
+# Post-start hooks that only confirm what a pre-bootstrapped etcd template already holds.
+CONFIRMING_HOOKS = ("poststarthook/rbac/bootstrap-roles", "poststarthook/scheduling/bootstrap-system-priority-classes")
 
 
 def _json_or_text(payload: bytes) -> dict:
@@ -152,6 +157,11 @@ class EmbeddedCluster(ClusterNodes):
         self._owns_workdir = self.workdir is None
         self.workdir = Path(self.workdir or tempfile.mkdtemp(prefix="kubeproof-cp-"))
         self.started_seconds: float | None = None
+        self._controllers: threading.Thread | None = None
+        self._controllers_error: BaseException | None = None
+        self._controllers_started = threading.Event()
+        self._release_controllers = threading.Event()
+        self._stopping = False
         self.apiserver_flags: dict[str, str] = {}
         self.etcd_flags: dict[str, str] = {}
         self.controller_manager_flags: dict[str, str] = {}
@@ -196,9 +206,9 @@ class EmbeddedCluster(ClusterNodes):
         self.stop()
 
     def start(self, settle: bool = True) -> EmbeddedCluster:
-        """Starts the cluster. With settle=False it returns once the API server takes writes and the
-        controllers are starting, so the caller's own writes (--manifests) overlap the controllers'
-        start; settle() must follow before the cluster is audited."""
+        """Starts the cluster. With settle=False it returns as soon as the API server takes writes, and
+        the controllers start behind the caller's own writes (--manifests); settle() must follow
+        before the cluster is audited."""
         try:
             self.binaries = self.binaries or ensure_built()
             self._began = time.monotonic()
@@ -212,17 +222,19 @@ class EmbeddedCluster(ClusterNodes):
             # The API server retries etcd until it answers, so both start at once.
             self._start_etcd()
             self._start_apiserver()
-            # Fully ready, the RBAC hook included: the controller-manager gives up on an API server
-            # that is not healthy within 10 s, which a repository's large CRDs applied meanwhile can cause.
-            self._wait_for_apiserver()
+            early = not settle and self._from_template is not None
+            # From a template, the roles and priority classes the last two hooks write are stored
+            # already, so writes can begin while the hooks confirm them (one polls once a second).
+            self._wait_for_apiserver(confirming_hooks=not early)
             # The controller-manager reads its clients' CA from this ConfigMap once, at start.
             self._wait_for_system_namespaces()
-            self._start_controller_manager()
-            if self.scheduler:
-                self._start_scheduler()
-            self._grant_node_rbac()
-            self._start_nodes()
-            # While the controller-manager starts: what needs only the API server.
+            if early:
+                self._controllers = threading.Thread(target=self._start_controllers_when_ready, daemon=True,
+                                                     name="kubeproof-controllers")
+                self._controllers.start()
+            else:
+                self._start_controllers()
+            # While the controllers start: what needs only the API server.
             if self.settings.label_namespaces:
                 self._harden_builtin_namespaces()
             self._write_canary_secret()
@@ -233,9 +245,34 @@ class EmbeddedCluster(ClusterNodes):
             raise
         return self.settle() if settle else self
 
-    def settle(self) -> EmbeddedCluster:
-        """Waits for what the controllers and nodes make, and for the API server's full readiness."""
+    def _start_controllers(self) -> None:
+        self._start_controller_manager()
+        if self.scheduler:
+            self._start_scheduler()
+        self._grant_node_rbac()
+        self._start_nodes()
+
+    def _start_controllers_when_ready(self) -> None:
+        # The controller-manager gives up on an API server that is not healthy within 10 s, which a
+        # repository's large CRDs applied meanwhile can cause: it starts on full readiness only.
         try:
+            self._wait_for_apiserver()
+            self._start_controllers()
+        except BaseException as error:  # handed to settle(), on the caller's thread
+            self._controllers_error = error
+        finally:
+            self._controllers_started.set()
+            # A child's death signal follows the thread that started it, not the process: this thread
+            # lives until stop() has ended what it started.
+            self._release_controllers.wait()
+
+    def settle(self) -> EmbeddedCluster:
+        """Waits for the controllers, what they and the nodes make, and the API server's full readiness."""
+        try:
+            if self._controllers is not None:
+                self._controllers_started.wait()
+                if self._controllers_error is not None:
+                    raise self._controllers_error
             self._wait_for_default_service_account()
             if self.settings.label_namespaces:
                 self._close_default_service_accounts()
@@ -262,6 +299,9 @@ class EmbeddedCluster(ClusterNodes):
         self.save_state()
 
     def stop(self) -> None:
+        self._stopping = True
+        if self._controllers is not None:
+            self._controllers_started.wait()  # it sees _stopping at its next poll
         keep = not self._owns_workdir or os.environ.get("KUBEPROOF_KEEP_CONTROLPLANE") == "1"
         if keep:
             # Reverse order: an API server whose etcd is gone can ignore SIGTERM for a long time.
@@ -282,6 +322,10 @@ class EmbeddedCluster(ClusterNodes):
         sockets = getattr(self, "_sockets", None)
         if sockets is not None and not str(sockets).startswith(str(self.workdir)):
             shutil.rmtree(sockets, ignore_errors=True)
+        if self._controllers is not None:
+            self._release_controllers.set()
+            self._controllers.join()
+            self._controllers = None
         if not keep and self.workdir:
             shutil.rmtree(self.workdir, ignore_errors=True)
 
@@ -555,6 +599,8 @@ class EmbeddedCluster(ClusterNodes):
         deadline = time.monotonic() + timeout
         last = "no answer yet"
         while time.monotonic() < deadline:
+            if self._stopping:
+                raise ControlPlaneError(f"{what}: the cluster is being stopped")
             self._check_alive()
             try:
                 if probe():
@@ -637,9 +683,11 @@ class EmbeddedCluster(ClusterNodes):
                 "127.0.0.1", self.apiserver_port, ssl_context=self._tls_context(self.admin), maxsize=8, retries=False)
         return pool
 
-    def _wait_for_apiserver(self) -> None:
+    def _wait_for_apiserver(self, confirming_hooks: bool = True) -> None:
+        query = "" if confirming_hooks else "?" + "&".join(f"exclude={hook}" for hook in CONFIRMING_HOOKS)
+
         def ready() -> bool:
-            status, _ = self.api_request("GET", "/readyz")
+            status, _ = self.api_request("GET", f"/readyz{query}")
             return status == 200
 
         self._poll("kube-apiserver", ready)
