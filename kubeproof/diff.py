@@ -42,7 +42,7 @@ FORMATS = ("text", "markdown", "json")
 RESULTS = "results.json"
 # Worse is further down; not verified and not covered are both "not proven" and rank alike.
 RANK = {"proved": 0, "waived": 1, "not_verified": 2, "not_covered": 2, "failed": 3}
-JUDGED = ("passed", "failed", "waived", "accepted")  # a result that reached a verdict on its object
+JUDGED = frozenset({"passed", "failed", "waived", "accepted"})  # a result that reached a verdict on its object
 WITH_FINDINGS = ("failed", "waived", "accepted")
 FRAMEWORK_SHORT = {"cis": "CIS", "nsa": "NSA/CISA", "pss": "PSS"}
 HTML_LISTED = 20  # entries per list on the report's first page; the command lists them all
@@ -81,6 +81,8 @@ def load_run(path: str | Path, argument: str) -> Run:
         data = results.read_bytes()
     except OSError as error:
         raise BadRun(f"{where}: cannot read it: {error.strerror or error}") from None
+    except ValueError:
+        raise BadRun(f"{where}: its {SUMS} is not text, so not a run folder kubeproof sealed") from None
     if listed.get(RESULTS) != hashlib.sha256(data).hexdigest():
         raise BadRun(f"{where}: {RESULTS} does not match its {SUMS} (changed since the run wrote it)")
     try:
@@ -131,6 +133,8 @@ def _row_problem(row) -> str:
         if not isinstance(finding, dict) or not isinstance(finding.get("path"), str) or not (
                 finding.get("object") is None or isinstance(finding["object"], dict)):
             return "has a finding without a field path or object"
+        if not all(key in finding for key in ("observed", "expected")):
+            return "has a finding without what was observed and expected"
     return ""
 
 
@@ -277,17 +281,23 @@ def compare(before: Run, after: Run) -> Comparison:
     new = [_entry(key, *found_b[key]) for key in found_b if key not in found_a]
     # A finding of A is fixed only where B judged its object again (or ran its test and the object is
     # gone); a result B could not prove, or a test B did not run, leaves it unconfirmed.
-    judged_b = {(r.test, _object_key(r.object)): r.status for r in after.records}
+    # Every status B gave the (test, object): results about no object (an API server flag, a path
+    # asked anonymously) share one key, and one of them not proven leaves the finding unconfirmed.
+    judged_b: dict[tuple, set[str]] = {}
+    for r in after.records:
+        judged_b.setdefault((r.test, _object_key(r.object)), set()).add(r.status)
     tests_b = {r.test for r in after.records}
     fixed, unconfirmed = [], []
     for key, (record, finding) in found_a.items():
         if key in found_b:
             continue
-        status_b = judged_b.get((record.test, _object_key(record.object)))
-        if status_b in JUDGED or (status_b is None and record.test in tests_b):
+        statuses_b = judged_b.get((record.test, _object_key(record.object)), set())
+        if (statuses_b and statuses_b <= JUDGED) or (not statuses_b and record.test in tests_b):
             fixed.append(_entry(key, record, finding))
         else:
-            why = "the later run did not run this test" if status_b is None else f"the later run's result: {status_b.replace('_', ' ')}"
+            unproven = sorted(statuses_b - JUDGED)
+            why = ("the later run did not run this test" if not statuses_b
+                   else f"the later run's result: {', '.join(s.replace('_', ' ') for s in unproven)}")
             unconfirmed.append(_entry(key, record, finding, why))
     controls = _state_changes(control_states(before.records), control_states(after.records), lambda k: k, _control_order)
 

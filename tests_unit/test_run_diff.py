@@ -155,6 +155,9 @@ def test_the_first_page_section_caps_its_lists_and_escapes_names(tmp_path):
     (lambda p: write_run(p, [{"test": "t", "status": "great", "controls": {}, "findings": []}]),
      "result 1 has status 'great'"),
     (lambda p: write_run(p, [{"test": "t", "status": "passed", "findings": []}]), "result 1 has no controls table"),
+    (lambda p: (write_run(p, []), (p / "SHA256SUMS").write_bytes(b"\xff\xfe\x00")), "its SHA256SUMS is not text"),
+    (lambda p: write_run(p, [{**record("t", "failed", findings=[(DENY, [])]), "findings": [{"path": DENY}]}]),
+     "has a finding without what was observed and expected"),
 ])
 def test_bad_input_exits_2_naming_the_argument(tmp_path, capsys, setup, message):
     good, bad = write_run(tmp_path / "a", [record("test_default_deny")]), tmp_path / "b"
@@ -175,3 +178,17 @@ def test_usage_errors_exit_2(capsys):
     with pytest.raises(SystemExit) as stopped:
         main(["diff", "only-one"])
     assert stopped.value.code == 2 and "RUN_B" in capsys.readouterr().err
+
+
+def test_a_finding_about_no_object_is_fixed_only_when_every_result_of_its_test_reached_a_verdict(tmp_path):
+    # API server settings are results about no object: one parameter not verified in the later run
+    # leaves the earlier finding unconfirmed, whichever parameter came last.
+    flag = "--anonymous-auth"
+    before = [record("test_api_server_setting", "failed", obj=None, cis=("1.2.1",), param="1.2.1",
+                     findings=[(flag, "true")])]
+    after = [record("test_api_server_setting", "not_verified", obj=None, cis=("1.2.1",), param="1.2.1"),
+             record("test_api_server_setting", "passed", obj=None, cis=("1.2.2",), param="1.2.2")]
+    c = compare(tmp_path, before, after)
+    assert not c.fixed and [u.why for u in c.unconfirmed] == ["the later run's result: not verified"]
+    c = compare(tmp_path / "again", before, [{**after[0], "status": "passed"}, after[1]])
+    assert len(c.fixed) == 1 and not c.unconfirmed
