@@ -116,6 +116,8 @@ def _text_of(text: str, node) -> str:
 
 
 def _documents(text: str, source: str, display: str, namespace: str | None = None) -> list[Document]:
+    # libyaml does not count a byte-order mark in its positions; a Python slice would.
+    text = text.removeprefix("\ufeff")
     splitter = _Splitter(text)
     found = []
     try:
@@ -321,6 +323,11 @@ def _apply_one(cluster, discovery: Discovery, document: Document) -> None:
         stored = answer["metadata"]
         document.body = {"apiVersion": answer.get("apiVersion"), "kind": answer.get("kind"),
                          "metadata": {k: stored[k] for k in ("name", "namespace", "uid") if k in stored}}
+    elif body["kind"] == "Secret":
+        # The server's message can quote the value it refused (`got ...{Value:84629173}`).
+        reason = answer.get("reason") if isinstance(answer, dict) else None
+        _reject(document, status, f"the API server refused this Secret ({reason or 'no reason given'}); its "
+                                  "message is withheld, since it can quote the Secret's values")
     else:
         message = answer.get("message") if isinstance(answer, dict) else None
         _reject(document, status, str(message or answer))

@@ -154,6 +154,10 @@ def _open_manifests(options: Options) -> Backend:
     except ControlPlaneError as error:
         embedded.stop()
         raise ConfigError(f"the embedded cluster could not start: {error}") from None
+    except OSError as error:
+        embedded.stop()
+        raise ConfigError(f"the embedded API server ({embedded.server}) stopped answering while the manifests "
+                          f"were applied: {error}") from None
     except BaseException:
         embedded.stop()
         raise

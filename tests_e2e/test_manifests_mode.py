@@ -148,3 +148,18 @@ def test_helm_values_errors_exit_2_naming_the_file(tmp_path):
         run = run_suite(tmp_path / "reports", *args)
         assert run.returncode == 2 and named in run.output and "Traceback" not in run.output, run.output[-2000:]
         assert not (tmp_path / "reports").exists() or list((tmp_path / "reports").iterdir()) == []
+
+
+def test_a_refused_secret_is_a_finding_whose_message_never_quotes_its_value(tmp_path):
+    # Server-side apply's type errors quote the value they refused; for a Secret that is the secret.
+    repo = tmp_path / "repo"
+    repo.mkdir()
+    (repo / "secret.yaml").write_text("apiVersion: v1\nkind: Secret\nmetadata:\n  name: db\n  namespace: default\n"
+                                      "stringData:\n  password: 84629173\n")
+    run = run_suite(tmp_path / "reports", f"--manifests={repo}")
+    assert run.returncode == 1, run.output[-3000:]
+    refused = [r for r in run.records("failed") if r["test"] == "test_manifest_is_accepted_by_the_api_server"]
+    assert [r["object"]["name"] for r in refused] == ["db"]
+    for artifact in run.run_folder.iterdir():
+        assert "84629173" not in artifact.read_text(errors="replace"), artifact.name
+    assert "84629173" not in run.output

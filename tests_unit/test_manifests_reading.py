@@ -75,3 +75,9 @@ def test_a_scalar_document_is_kept_for_the_api_server_to_refuse():
 def test_broken_syntax_names_file_and_line():
     with pytest.raises(ManifestError, match=r"/repo/bad.yaml:[45]: not valid YAML"):
         _documents("apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: [unclosed\n", "bad.yaml", "/repo/bad.yaml")
+
+
+def test_a_byte_order_mark_does_not_shift_the_text_sent():
+    [document] = _documents("\ufeffapiVersion: apps/v1\nkind: Deployment\nmetadata: {name: d}\nspec: {replicas: 10}",
+                            "bom.yaml", "bom.yaml")
+    assert document.text.endswith("replicas: 10}") and document.text.startswith("apiVersion")
