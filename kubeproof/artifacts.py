@@ -189,11 +189,11 @@ TEXT_LIMIT = 300  # characters per entry: observed values can be long lists
 def verdict(records: list, exitstatus: int, strict: bool) -> str:
     """pass, fail or not verified. It agrees with the exit status: anything that made the run exit
     non-zero fails it; a run with results nobody could prove, or that proved nothing (no results,
-    or every one exempt), is not a pass."""
+    or none passed: every one exempt, waived or accepted), is not a pass."""
     counts = outcome_counts(records, strict=strict)
     if int(exitstatus) != 0 or counts["failed"] or counts["error"]:
         return "fail"
-    if any(r.status == "not_verified" for r in records) or all(r.status == "skipped" for r in records):
+    if any(r.status == "not_verified" for r in records) or not any(r.status == "passed" for r in records):
         return "not verified"
     return "pass"
 

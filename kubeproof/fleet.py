@@ -89,8 +89,11 @@ def expand(value: str, contexts: list[str], kubeconfig: str) -> list[str]:
     return chosen
 
 
-def plan(options: Options, update_baseline: bool = False) -> list[str]:
+def plan(options: Options, update_baseline: bool = False, compare_with: str | None = None) -> list[str]:
     """The clusters to audit, or ConfigError (exit 2) for options that cannot apply to many."""
+    if compare_with:
+        raise ConfigError("--compare-with compares one cluster with an earlier run of that cluster; "
+                          "give --cluster one cluster (or compare run folders with `python -m kubeproof diff`)")
     if options.manifests:
         raise ConfigError("--manifests audits one fresh embedded cluster of its own; drop the list or pattern from --cluster")
     if update_baseline:
@@ -265,7 +268,8 @@ def cluster_verdict(member: Member) -> str:
     totals = _status_totals(member.head)
     if member.exit_status != 0 or totals["failed"] or totals["error"]:
         return "fail"
-    if totals["not_verified"] or totals["skipped"] == sum(totals.values()):
+    # The single run's rule (artifacts.verdict): nothing passed means nothing was proven.
+    if totals["not_verified"] or not totals["passed"]:
         return "not verified"
     return "pass"
 
@@ -393,7 +397,8 @@ def run(config, options: Options, root: Path) -> int:
         print(f"kubeproof fleet: {text}", flush=True)
 
     try:
-        clusters = plan(options, update_baseline=bool(config.getoption("update_baseline")))
+        clusters = plan(options, update_baseline=bool(config.getoption("update_baseline")),
+                        compare_with=config.getoption("compare_with"))
     except ConfigError as error:
         print(f"kubeproof: {error}", file=sys.stderr, flush=True)
         return EXIT_CONFIG

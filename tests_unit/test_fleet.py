@@ -105,6 +105,8 @@ def test_options_that_mean_one_cluster_are_refused_with_many(tmp_path):
         fleet.plan(_options("a,b", manifests=str(tmp_path)))
     with pytest.raises(ConfigError, match="--update-baseline"):
         fleet.plan(_options("local,local"), update_baseline=True)
+    with pytest.raises(ConfigError, match="--compare-with"):
+        fleet.plan(_options("local,local"), compare_with=str(tmp_path))
 
 
 def test_each_run_gets_the_invocations_arguments_with_its_cluster_last():

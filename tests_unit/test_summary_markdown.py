@@ -126,7 +126,9 @@ def test_a_long_list_is_capped_with_the_rest_counted_and_the_page_named():
 def test_verdict_follows_the_exit_status_and_fails_closed():
     assert verdict([record("passed")], 0, strict=False) == "pass"
     assert verdict([record("passed")], 1, strict=False) == "fail"  # whatever made pytest exit 1 is a failure
-    assert verdict([record("waived"), record("accepted", "b")], 0, strict=False) == "pass"
+    assert verdict([record("waived"), record("passed", "b")], 0, strict=False) == "pass"
+    # Only waived and accepted results: every judgement failed, so the run proved nothing.
+    assert verdict([record("waived"), record("accepted", "b")], 0, strict=False) == "not verified"
     assert verdict([record("error")], 0, strict=False) == "fail"
     assert verdict([], 0, strict=False) == "not verified"  # nothing proven is not a pass
     assert verdict([record("skipped"), record("skipped", "b")], 0, strict=False) == "not verified"
