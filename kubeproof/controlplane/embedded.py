@@ -314,7 +314,10 @@ class EmbeddedCluster(ClusterNodes):
                 if process.popen.poll() is None:
                     process.popen.kill()
             for process in self.processes:
-                process.popen.wait(STOP_GRACE)
+                try:
+                    process.popen.wait(STOP_GRACE)
+                except subprocess.TimeoutExpired:
+                    pass  # killed; a process stuck in the kernel must not keep the rest from cleaning up
         self.processes.clear()
         if getattr(self, "_pool", None) is not None:
             self._pool.close()
