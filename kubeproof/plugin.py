@@ -69,7 +69,8 @@ def pytest_addoption(parser):
     group.addoption("--local-profile", default="hardened", choices=("hardened", "insecure"),
                     help="profile of the embedded cluster for --cluster=local (default: hardened)")
     group.addoption("--local-nodes", type=int, default=2, metavar="N",
-                    help="how many kubelets the embedded cluster runs (default 2; each is a node of its own)")
+                    help="how many kubelets the embedded cluster runs (default 2; each is a node of its own; --manifests "
+                    "runs none: a folder of manifests has no nodes to audit)")
     group.addoption("--local-attach", metavar="DIR",
                     help="audit an embedded cluster another process started (its work folder) instead of starting one")
     group.addoption("--etcd-endpoint", help="etcd client URL, to read how secrets are stored (live clusters)")
