@@ -390,3 +390,11 @@ def test_rows_without_a_live_get_judge_nothing_live():
     assert cp.live_get_findings(ROWS["1.2.6"], 200) == []
     with pytest.raises(NotVerified):
         cp.live_get_findings(ROWS["1.2.15"], None)
+
+
+def test_a_flag_set_empty_is_shown_as_such_in_the_finding():
+    # Found by the property above: `--bind-address=` listens everywhere, and the finding said ''.
+    from kubeproof.checks.control_plane import Loopback
+
+    [problem] = Loopback().problems({"bind-address": ""})
+    assert problem.observed == "set empty (defaults to 0.0.0.0)"

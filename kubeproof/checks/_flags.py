@@ -139,6 +139,9 @@ def split_list(value: str, where: str) -> list[str]:
 
 
 def shown_value(value: str | None, default: str | None) -> str:
+    if value == "":
+        # `--flag=` names no value: a finding must still say what was seen.
+        return f"set empty (defaults to {default})" if default is not None else "set empty"
     if value is not None:
         return value
     return f"not set (defaults to {default})" if default is not None else "not set"
