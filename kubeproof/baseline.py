@@ -303,5 +303,15 @@ def locate(explicit: str | None, cluster: str, root: Path) -> Path:
     if explicit and not Path(explicit).is_dir():
         return Path(explicit)
     folder = Path(explicit) if explicit else root / "baselines"
-    own = folder / f"{cluster}.yaml"
-    return own if own.is_file() else folder / "default.yaml"
+    # A context name may hold characters a file name cannot (an EKS ARN's '/'): it is also looked
+    # for as the run folder spells it.
+    for name in dict.fromkeys((cluster, safe_name(cluster))):
+        own = folder / f"{name}.yaml"
+        if "/" not in name and own.is_file():
+            return own
+    return folder / "default.yaml"
+
+
+def safe_name(cluster: str) -> str:
+    """The cluster's name as a file or folder name: letters, digits, '-', '_' and '.'; the rest '_'."""
+    return "".join(c if c.isalnum() or c in "-_." else "_" for c in cluster)

@@ -20,6 +20,7 @@ import pytest
 from kubeproof import diff, fleet, outcomes, parameters, ratchet, reporting
 from kubeproof.artifacts import RunFolder
 from kubeproof.backends import Unreachable
+from kubeproof.baseline import safe_name
 from kubeproof.fixtures import (  # noqa: F401  (the fixtures, registered from this module's namespace)
     baseline,
     cluster,
@@ -167,8 +168,7 @@ def pytest_configure(config):
     # Set before pytest-html configures, which this hook runs ahead of. JUnit XML is written from the
     # records at the end (artifacts.write_junit), so it counts exactly as results.json does.
     stamp = config.stash[STARTED].strftime("%Y%m%dT%H%M%SZ")
-    safe_name = "".join(c if c.isalnum() or c in "-_." else "_" for c in cluster)
-    run = RunFolder(Path(config.rootpath, config.getoption("report_dir")), f"{safe_name}-{stamp}")
+    run = RunFolder(Path(config.rootpath, config.getoption("report_dir")), f"{safe_name(cluster)}-{stamp}")
     config.stash[RUN] = run
     config.option.htmlpath = str(run.html)
     config.option.self_contained_html = True

@@ -137,6 +137,11 @@ def test_locate(tmp_path):
     assert bl.locate(None, "prod", tmp_path) == tmp_path / "baselines" / "default.yaml"
     (tmp_path / "baselines" / "prod.yaml").write_text("")
     assert bl.locate(None, "prod", tmp_path) == tmp_path / "baselines" / "prod.yaml"
+    # A context named by an ARN has a '/': its baseline is found under the run folder's spelling.
+    arn = "arn:aws:eks:eu-west-1:123456789012:cluster/prod"
+    assert bl.locate(None, arn, tmp_path) == tmp_path / "baselines" / "default.yaml"
+    (tmp_path / "baselines" / f"{bl.safe_name(arn)}.yaml").write_text("")
+    assert bl.locate(None, arn, tmp_path) == tmp_path / "baselines" / "arn_aws_eks_eu-west-1_123456789012_cluster_prod.yaml"
 
 
 # -- errors: file, line and field ------------------------------------------------------------------
