@@ -37,6 +37,7 @@ from pathlib import Path
 import kubeproof
 from kubeproof import baseline as baselines
 from kubeproof.artifacts import SUMS, RunFolder, _cell
+from kubeproof.controlplane.embedded import _die_with_parent
 from kubeproof.reporting import STEP_SUMMARY_PROBLEM, append_step_summary
 from kubeproof.session import (
     EXIT_CONFIG,
@@ -229,8 +230,10 @@ def audit_one(cluster: str, args, cwd: Path, report_dir: Path) -> Member:
     began = datetime.datetime.now(datetime.UTC)
     with tempfile.TemporaryDirectory(prefix="kubeproof-fleet-") as scratch:
         notes = Path(scratch, "note.jsonl")
+        # A fleet stopped by SIGTERM (a cancelled CI job) stops the audit it is running too.
         process = subprocess.Popen([sys.executable, "-m", "pytest", *member_args(args, cluster)],
-                                   cwd=cwd, env={**os.environ, NOTE: str(notes)})
+                                   cwd=cwd, env={**os.environ, NOTE: str(notes)},
+                                   preexec_fn=lambda: _die_with_parent(signal.SIGTERM))
         try:
             _, status, usage = os.wait4(process.pid, 0)
         except BaseException:

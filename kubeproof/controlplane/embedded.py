@@ -63,9 +63,9 @@ class ControlPlaneError(RuntimeError):
     pass
 
 
-def _die_with_parent() -> None:
+def _die_with_parent(signal_number: int = signal.SIGKILL) -> None:
     libc = ctypes.CDLL("libc.so.6", use_errno=True)
-    libc.prctl(_PR_SET_PDEATHSIG, signal.SIGKILL)
+    libc.prctl(_PR_SET_PDEATHSIG, signal_number)
 
 
 # Post-start hooks that only confirm what a pre-bootstrapped etcd template already holds.
