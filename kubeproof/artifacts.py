@@ -74,6 +74,12 @@ class RunFolder:
         shutil.rmtree(self.partial, ignore_errors=True)
 
 
+def listed_digests(folder: Path) -> dict[str, str]:
+    """File name -> SHA-256, as a sealed run folder's SHA256SUMS lists them. OSError when it cannot be
+    read, ValueError (UnicodeDecodeError) when it is not text."""
+    return dict(reversed(line.split("  ", 1)) for line in (folder / SUMS).read_text().splitlines() if "  " in line)
+
+
 def sarif_log(records: list, version: str, sources: dict) -> dict:
     """SARIF 2.1.0: one rule per test, one result per finding (and per result not verified).
     `sources` maps (kind, namespace, name) to (file, line) for objects that came from manifests."""

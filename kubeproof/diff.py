@@ -32,7 +32,7 @@ from pathlib import Path
 
 import kubeproof
 from kubeproof import cis
-from kubeproof.artifacts import SUMS, _code, finding_text
+from kubeproof.artifacts import SUMS, _code, finding_text, listed_digests
 from kubeproof.artifacts import _cell as md_cell
 from kubeproof.evidence import COVERAGE_LABELS, STATUSES, Record, control_state, counts_by_practice
 from kubeproof.practices import FRAMEWORKS, PRACTICES
@@ -77,7 +77,7 @@ def load_run(path: str | Path, argument: str) -> Run:
     if not sums.is_file():
         raise BadRun(f"{where}: no {SUMS}, so not a completed run folder (an interrupted run is never compared)")
     try:
-        listed = dict(reversed(line.split("  ", 1)) for line in sums.read_text().splitlines() if "  " in line)
+        listed = listed_digests(folder)
         data = results.read_bytes()
     except OSError as error:
         raise BadRun(f"{where}: cannot read it: {error.strerror or error}") from None

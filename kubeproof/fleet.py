@@ -36,7 +36,7 @@ from pathlib import Path
 
 import kubeproof
 from kubeproof import baseline as baselines
-from kubeproof.artifacts import SUMS, RunFolder, _cell
+from kubeproof.artifacts import SUMS, RunFolder, _cell, listed_digests
 from kubeproof.controlplane.embedded import _die_with_parent
 from kubeproof.reporting import STEP_SUMMARY_PROBLEM, append_step_summary
 from kubeproof.session import (
@@ -183,8 +183,7 @@ def read_run_folder(folder: Path) -> tuple[dict, str]:
     """The head of a sealed run folder's results.json and the digest of its SHA256SUMS, after
     checking results.json against it: the fleet summarises only what the run folder vouches for."""
     sums = folder / SUMS
-    listed = dict(reversed(line.split("  ", 1)) for line in sums.read_text().splitlines() if "  " in line)
-    if listed.get("results.json") != _sha256(folder / "results.json"):
+    if listed_digests(folder).get("results.json") != _sha256(folder / "results.json"):
         raise ValueError(f"{folder}/results.json does not match its {SUMS}")
     return read_head(folder / "results.json"), _sha256(sums)
 
