@@ -33,6 +33,7 @@ from kubeproof.evidence import (
 from kubeproof.governance import Governance
 from kubeproof.oscal import write_assessment_results
 from kubeproof.practices import PRACTICES
+from kubeproof.results import NotVerified
 from kubeproof.session import Audit
 from kubeproof.suite import (
     AUDIT,
@@ -63,6 +64,7 @@ def environment(config, audit: Audit) -> dict:
         "backend": audit.backend.kind,
         "API server": audit.backend.server,
         "server version": audit.server_version.get("gitVersion", "unknown"),
+        "nodes": describe_nodes(audit),
         "identity": audit.identity,
         "baseline": audit.baseline.path,
         "baseline sha256": audit.baseline.sha256,
@@ -72,6 +74,37 @@ def environment(config, audit: Audit) -> dict:
         "strict": bool(config.getoption("strict")),
         "fail on": config.getoption("fail_on"),
     }
+
+
+NODES_NAMED = 5
+
+
+def describe_nodes(audit: Audit) -> str:
+    """Which nodes the audit saw, each with its kubelet and runtime as the node reports them: the
+    evidence names the machines it is about (a kind node, a cloud pool), not only the API server."""
+    if audit.nodes is None:
+        audit.nodes = _nodes_now(audit)
+    return audit.nodes
+
+
+def _nodes_now(audit: Audit) -> str:
+    if audit.backend.kind == "manifests":
+        return "none (manifests are applied to an embedded API server with no nodes)"
+    try:
+        nodes = audit.snapshot.items("nodes")
+    except (NotVerified, RuntimeError) as error:  # RuntimeError: asked after the snapshot was released
+        return f"not readable: {error}"
+    described = []
+    for node in nodes[:NODES_NAMED]:
+        info = (node.get("status") or {}).get("nodeInfo") or {}
+        name = (node.get("metadata") or {}).get("name", "?")
+        parts = [f"kubelet {info.get('kubeletVersion', '?')}", info.get("containerRuntimeVersion") or "runtime ?"]
+        if info.get("osImage"):
+            parts.append(info["osImage"])
+        described.append(f"{name} ({', '.join(parts)})")
+    if len(nodes) > NODES_NAMED:
+        described.append(f"and {len(nodes) - NODES_NAMED} more")
+    return "; ".join(described) or "none"
 
 
 def add_environment_metadata(config, audit: Audit, described: dict | None = None) -> None:

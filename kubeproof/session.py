@@ -223,6 +223,7 @@ class Audit:
     server_version: dict
     identity: str = "unknown"
     fingerprint: str = "unknown"
+    nodes: str | None = None  # the evidence's description of the nodes, taken while the snapshot is held
 
     def describe_identity(self) -> None:
         """Who the suite runs as (SelfSubjectReview) and which cluster this is (the kube-system

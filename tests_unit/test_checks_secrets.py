@@ -220,6 +220,26 @@ def test_workloads_running_as_the_default_account_with_its_token(spec_fields, de
         assert findings[0].path == "spec.jobTemplate.spec.template.spec.serviceAccountName"
 
 
+def _static_pod(annotated: bool, token_volume: bool) -> dict:
+    spec = pod_spec()
+    del spec["serviceAccountName"], spec["automountServiceAccountToken"]
+    if token_volume:
+        spec["volumes"] = [{"name": "kube-api-access", "projected": {"sources": [{"serviceAccountToken": {"path": "token"}}]}}]
+    pod = workload("Pod", spec=spec)
+    if annotated:
+        pod["metadata"]["annotations"] = {secrets.MIRROR_ANNOTATION: "0f3c"}
+    return pod
+
+
+@pytest.mark.parametrize("annotated, token_volume, reported", [
+    (True, False, False),   # kubeadm's etcd, API server...: the kubelet runs them with no ServiceAccount
+    (False, False, True),   # the same spec created through the API gets the default account's token
+    (True, True, True),     # the annotation is not taken on trust when a token is mounted after all
+])
+def test_a_static_pods_mirror_holds_no_service_account_token(annotated, token_volume, reported):
+    assert bool(secrets.default_identity_findings(_static_pod(annotated, token_volume), account())) == reported
+
+
 def test_service_account_of_reads_the_name_and_its_deprecated_alias():
     assert secrets.service_account_of(workload()) == "app"
     spec = pod_spec()

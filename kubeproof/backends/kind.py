@@ -4,6 +4,7 @@ control-plane checks see real flags and the node file checks real modes and owne
 
 from __future__ import annotations
 
+import json
 import posixpath
 import re
 import shlex
@@ -13,10 +14,13 @@ import subprocess
 import yaml
 
 from kubeproof.backends import ComponentConfig, LiveBackend, files
+from kubeproof.backends.etcd import EtcdAccess, EtcdError, EtcdReader
+from kubeproof.backends.http import Unreachable
 
 MANIFESTS = "/etc/kubernetes/manifests"
 # Flags whose files the checks read (the encryption configuration is parsed, never printed).
-FILE_FLAGS = {"kube-apiserver": ("encryption-provider-config", "audit-policy-file", "admission-control-config-file")}
+FILE_FLAGS = {"kube-apiserver": ("encryption-provider-config", "audit-policy-file", "admission-control-config-file",
+                                  "authentication-config")}
 KUBERNETES = "/etc/kubernetes"
 PKI = f"{KUBERNETES}/pki"
 CLUSTER_CA = f"{PKI}/ca.crt"
@@ -35,8 +39,8 @@ ENVIRONMENT_FILES = ("/var/lib/kubelet/kubeadm-flags.env", "/etc/default/kubelet
 _CONTAINER = re.compile(r"[a-z0-9]([-a-z0-9.]{0,251}[a-z0-9])?")
 
 
-def _run(argv: list[str]) -> subprocess.CompletedProcess:
-    return subprocess.run(argv, capture_output=True, text=True, timeout=20)
+def _run(argv: list[str], input: str | None = None) -> subprocess.CompletedProcess:
+    return subprocess.run(argv, capture_output=True, text=True, timeout=20, input=input)
 
 
 class KindNode:
@@ -75,6 +79,61 @@ class KindNode:
         return text[:-len(end)] if text.endswith(end) else None
 
 
+    def post_json(self, url: str, body: str, ca: str, cert: str, key: str) -> tuple[int, str]:
+        """POSTs `body` to `url` from inside the node with curl and the node's own certificate files
+        (named by path: no key material leaves the node); (HTTP status, body), status 0 when curl
+        could not connect."""
+        marker = "\nkubeproof-http-status:"
+        argv = ["docker", "exec", "-i", self.container, "curl", "-sS", "--max-time", "15", "--cacert", ca,
+                "--cert", cert, "--key", key, "-H", "Content-Type: application/json", "--data-binary", "@-",
+                "-w", marker.replace("\n", "\\n") + "%{http_code}", url]
+        try:
+            done = self._run(argv, input=body)
+        except (OSError, subprocess.SubprocessError) as error:
+            raise Unreachable(url, f"docker exec into {self.container} failed: {error}") from None
+        text, _, status = (done.stdout or "").rpartition(marker)
+        if done.returncode != 0 or not status.strip().isdigit():
+            raise Unreachable(url, f"curl in {self.container}: {(done.stderr or '').strip()[-300:] or 'no answer'}")
+        return int(status), text
+
+
+class NodeEtcdReader(EtcdReader):
+    """etcd read from inside the kind node, with the client certificate kubeadm gives the API server:
+    the node's loopback is always reachable, even where the host cannot route to the node's address
+    (Docker Desktop). The values are reduced to their headers as EtcdReader does."""
+
+    def __init__(self, node: KindNode, backend: KindBackend):
+        self.node = node
+        self._backend = backend
+        self._access: tuple[str, str, str, str] | None = None
+        self.access = EtcdAccess(f"etcd in {node.container}", None, None, None)
+
+    def _where(self) -> tuple[str, str, str, str]:
+        if self._access is None:
+            etcd = self._backend._manifest_flags("etcd") or {}
+            apiserver = self._backend._manifest_flags("kube-apiserver") or {}
+            urls = [u for u in etcd.get("listen-client-urls", "").split(",") if u.strip()]
+            url = next((u for u in urls if "127.0.0.1" in u), urls[0] if urls else "")
+            access = (url, etcd.get("trusted-ca-file", ""), apiserver.get("etcd-certfile", ""),
+                      apiserver.get("etcd-keyfile", ""))
+            if not all(access):
+                raise Unreachable(self.access.endpoint, "the etcd and kube-apiserver static pods in the node do not "
+                                  "name etcd's client URL, its CA and the API server's etcd client certificate")
+            self._access = access
+            self.access = EtcdAccess(f"{url} in {self.node.container}", *access[1:])
+        return self._access
+
+    def _post(self, path: str, body: dict) -> dict:
+        url, ca, cert, key = self._where()
+        status, text = self.node.post_json(url.rstrip("/") + path, json.dumps(body), ca, cert, key)
+        if status != 200:
+            raise EtcdError(f"etcd {self.access.endpoint} answered {status} to {path}")
+        try:
+            return json.loads(text)
+        except ValueError:
+            raise EtcdError(f"etcd {self.access.endpoint} answered {path} with a body that is not JSON") from None
+
+
 _END = "kubeproof-end-of-answer"
 _FILE_MARK = "kubeproof-file "
 
@@ -96,6 +155,9 @@ class KindBackend(LiveBackend):
     def __init__(self, context: str, kubeconfig: str | None, node: KindNode, etcd=None):
         super().__init__(context, kubeconfig, etcd)
         self.node = node
+        if etcd is None:
+            # Without an endpoint given, etcd is read where it always answers: inside the node.
+            self.etcd = NodeEtcdReader(node, self)
 
     def own_component_config(self, component: str) -> ComponentConfig | None:
         text = self.node.read(f"{MANIFESTS}/{component}.yaml")

@@ -218,11 +218,33 @@ def service_account_of(workload) -> str:
     return DEFAULT_ACCOUNT
 
 
+MIRROR_ANNOTATION = "kubernetes.io/config.mirror"
+
+
+def is_mirror_pod(workload) -> bool:
+    """A static pod's mirror in the API. The kubelet runs static pods without any ServiceAccount (the
+    API server refuses a mirror pod that names one or mounts an API token), so an empty
+    serviceAccountName there does not mean the default account's token is mounted."""
+    if not isinstance(workload, dict) or workload.get("kind") != "Pod":
+        return False
+    annotations = (workload.get("metadata") or {}).get("annotations") or {}
+    if not isinstance(annotations, dict) or MIRROR_ANNOTATION not in annotations:
+        return False
+    # The annotation alone is not trusted: a pod that does carry an API token is judged as any other.
+    volumes = (workload.get("spec") or {}).get("volumes") or []
+    return not any(isinstance(v, dict) and _carries_token(v) for v in volumes)
+
+
+def _carries_token(volume: dict) -> bool:
+    sources = ((volume.get("projected") or {}).get("sources") or []) if isinstance(volume.get("projected"), dict) else []
+    return any(isinstance(source, dict) and "serviceAccountToken" in source for source in sources)
+
+
 def default_identity_findings(workload, default_account: dict | None) -> list[Finding]:
     """A workload runs as the default ServiceAccount with its token mounted. Running as it with no
     token mounted holds no credential of it, so it is not "using" it (CIS 5.1.5's concern)."""
     template = pod_template(workload)
-    if service_account_of(workload) != DEFAULT_ACCOUNT:
+    if service_account_of(workload) != DEFAULT_ACCOUNT or is_mirror_pod(workload):
         return []
     pod_setting = _automount(template.spec.get("automountServiceAccountToken"),
                              f"{template.ref} {template.spec_path}.automountServiceAccountToken")

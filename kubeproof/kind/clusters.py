@@ -51,10 +51,10 @@ def _running(name: str) -> bool:
 
 
 def _say(log, message: str) -> None:
-    print(f"kubeproof: {message}", file=log, flush=True)
+    print(f"kubeproof: {message}", file=log or sys.stderr, flush=True)
 
 
-def up(names=CLUSTERS, log=sys.stderr) -> dict[str, float]:
+def up(names=CLUSTERS, log=None) -> dict[str, float]:
     """Creates the named clusters that do not run yet; returns seconds taken per cluster created."""
     engine.start(log=log)
     image = nodeimage.ensure_image(log=log)
@@ -75,17 +75,82 @@ def up(names=CLUSTERS, log=sys.stderr) -> dict[str, float]:
         else:
             done = subprocess.run([str(image.kind), "create", "cluster", "--name", name, "--config", str(INSECURE_CONFIG),
                                    "--image", image.tag, "--wait", "120s"], env=env, capture_output=True, text=True)
-            if done.returncode == 0:
-                done = subprocess.run(["kubectl", "--context", f"kind-{name}", "apply", "-f", "-"], input=INSECURE_OBJECTS,
-                                      env=env, capture_output=True, text=True)
         if done.returncode != 0:
             raise ClusterError(f"creating {name} failed:\n{(done.stderr or done.stdout)[-4000:]}")
         taken[name] = time.monotonic() - started
         _say(log, f"  {name} ready in {taken[name]:.0f} s (context kind-{name})")
+    if INSECURE in names:
+        # Applied on every `up`, so a kind-insecure made by an older kubeproof has it too.
+        done = subprocess.run(["kubectl", "--context", f"kind-{INSECURE}", "apply", "-f", "-"], input=INSECURE_OBJECTS,
+                              env=env, capture_output=True, text=True)
+        if done.returncode != 0:
+            raise ClusterError(f"seeding {INSECURE} failed: {done.stderr[-2000:]}")
     return taken
 
 
-def down(names=CLUSTERS, log=sys.stderr) -> None:
+AGENT_IMAGE = "kubeproof.local/node-agent:1"
+# Two node agents: one whose image the node holds (it becomes ready on every node) and one whose image
+# no node has and none may pull (it never starts). The monitoring test must tell them apart.
+AGENTS = """\
+apiVersion: v1
+kind: Namespace
+metadata: {name: kubeproof-lane}
+---
+apiVersion: apps/v1
+kind: DaemonSet
+metadata: {name: node-agent, namespace: kubeproof-lane}
+spec:
+  selector: {matchLabels: {app: node-agent}}
+  template:
+    metadata: {labels: {app: node-agent}}
+    spec:
+      automountServiceAccountToken: false
+      tolerations: [{operator: Exists}]
+      containers:
+        - {name: agent, image: %(image)s, imagePullPolicy: Never}
+---
+apiVersion: apps/v1
+kind: DaemonSet
+metadata: {name: agent-without-image, namespace: kubeproof-lane}
+spec:
+  selector: {matchLabels: {app: agent-without-image}}
+  template:
+    metadata: {labels: {app: agent-without-image}}
+    spec:
+      automountServiceAccountToken: false
+      tolerations: [{operator: Exists}]
+      containers:
+        - {name: absent, image: kubeproof.local/not-in-any-node:1, imagePullPolicy: Never}
+"""
+
+
+def load_agent_image(name: str) -> None:
+    """A node agent image built here (our static pause as its process), loaded into the cluster's
+    nodes with `kind load image-archive`, as a user loads an image built on their machine."""
+    image = nodeimage.pinned()
+    archive = image.images / "node-agent.tar"
+    if not archive.exists():
+        nodeimage.binary_image(archive, [AGENT_IMAGE], {"agent": image.bin / "pause"}, ["/agent"])
+    done = subprocess.run([str(image.kind), "load", "image-archive", str(archive), "--name", name],
+                          capture_output=True, text=True)
+    if done.returncode != 0:
+        raise ClusterError(f"kind load image-archive into {name} failed: {(done.stderr or done.stdout)[-2000:]}")
+
+
+def deploy_agents(context: str, timeout: float = 120) -> None:
+    """Applies the two agents and waits until the one that can run is ready on every node."""
+    env = dict(os.environ, PATH=_tool_path(nodeimage.pinned()))
+    done = subprocess.run(["kubectl", "--context", context, "apply", "-f", "-"], input=AGENTS % {"image": AGENT_IMAGE},
+                          env=env, capture_output=True, text=True)
+    if done.returncode != 0:
+        raise ClusterError(f"applying the node agents failed: {done.stderr[-2000:]}")
+    done = subprocess.run(["kubectl", "--context", context, "-n", "kubeproof-lane", "rollout", "status",
+                           "daemonset/node-agent", f"--timeout={timeout:.0f}s"], env=env, capture_output=True, text=True)
+    if done.returncode != 0:
+        raise ClusterError(f"the node agent did not become ready: {(done.stderr or done.stdout)[-2000:]}")
+
+
+def down(names=CLUSTERS, log=None) -> None:
     if engine.answers() is None:
         return
     image = nodeimage.pinned()
@@ -96,7 +161,7 @@ def down(names=CLUSTERS, log=sys.stderr) -> None:
         subprocess.run([str(image.kind), "delete", "cluster", "--name", name], capture_output=True, text=True)
 
 
-def build_image(log=sys.stderr) -> None:
+def build_image(log=None) -> None:
     """Builds the node image where missing; an engine started for it is stopped again. A host that
     cannot run an engine at all is told so in one line: the lane is then not verified, not failed."""
     try:
@@ -111,7 +176,7 @@ def build_image(log=sys.stderr) -> None:
             engine.stop(log=log)
 
 
-def down_and_stop(log=sys.stderr) -> None:
+def down_and_stop(log=None) -> None:
     down(log=log)
     engine.stop(log=log)
 

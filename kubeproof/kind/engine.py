@@ -125,7 +125,7 @@ def _install_dockerd(log) -> str:
     if shutil.which("apt-get") is None or os.geteuid() != 0:
         raise EngineError("no Docker engine answers and dockerd is not installed; install Docker "
                           "(Debian: apt-get install docker.io) or start your engine")
-    print("kubeproof: installing Debian's docker.io (dockerd, containerd, runc)", file=log, flush=True)
+    print("kubeproof: installing Debian's docker.io (dockerd, containerd, runc)", file=log or sys.stderr, flush=True)
     env = dict(os.environ, DEBIAN_FRONTEND="noninteractive")
     for argv in (["apt-get", "update", "-qq"], ["apt-get", "install", "-y", "-qq", "docker.io"]):
         done = subprocess.run(argv, env=env, capture_output=True, text=True)
@@ -137,7 +137,7 @@ def _install_dockerd(log) -> str:
     return dockerd
 
 
-def start(log=sys.stderr, wait: float = 90) -> Engine:
+def start(log=None, wait: float = 90) -> Engine:
     """Uses the engine that answers, or starts Debian's dockerd with its state in the cache."""
     version = answers()
     if version:
@@ -168,7 +168,7 @@ def start(log=sys.stderr, wait: float = 90) -> Engine:
                                start_new_session=True)
     record.write_text(json.dumps({"pid": process.pid, "network": snapshot, "argv": argv}))
     print(f"kubeproof: started dockerd (pid {process.pid}, state in {folder}"
-          f"{', runc wrapper without CAP_SYS_RESOURCE' if wrapper else ''})", file=log, flush=True)
+          f"{', runc wrapper without CAP_SYS_RESOURCE' if wrapper else ''})", file=log or sys.stderr, flush=True)
     deadline = time.monotonic() + wait
     while time.monotonic() < deadline:
         if process.poll() is not None:
@@ -196,7 +196,7 @@ def _alive(pid: int) -> bool:
         return False
 
 
-def stop(log=sys.stderr) -> bool:
+def stop(log=None) -> bool:
     """Stops the dockerd `start` started, if any, and restores the network it changed. Returns
     whether there was one. An engine this project did not start is never touched."""
     record = state_folder() / "started.json"
@@ -215,7 +215,7 @@ def stop(log=sys.stderr) -> bool:
     subprocess.run(["pkill", "-f", str(state_folder() / "exec")], capture_output=True)
     _restore_network(state["network"])
     record.unlink()
-    print("kubeproof: stopped the dockerd it started and restored the network", file=log, flush=True)
+    print("kubeproof: stopped the dockerd it started and restored the network", file=log or sys.stderr, flush=True)
     return True
 
 

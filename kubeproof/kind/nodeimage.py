@@ -31,7 +31,7 @@ DEBIAN_MIRROR = "http://deb.debian.org/debian"
 # What kind's own base image installs, less what only rootless, NFS or iSCSI volumes need.
 DEBIAN_PACKAGES = ("systemd", "dbus", "conntrack", "iptables", "nftables", "iproute2", "ethtool", "util-linux",
                    "mount", "kmod", "libseccomp2", "pigz", "bash", "ca-certificates", "procps", "runc",
-                   "e2fsprogs", "jq")
+                   "e2fsprogs", "jq", "curl")
 KIND = ("sigs.k8s.io/kind", "v0.33.0")
 # Module, version, packages; each built in module mode (its own go.mod), so their dependencies never
 # meet the control plane's.
@@ -103,12 +103,12 @@ def pinned() -> NodeImage:
 def kind_binary() -> Path:
     """The kind CLI, built from the pinned module when missing (it is part of the node image's cache)."""
     image = pinned()
-    _build_go_tools(image, only=("sigs.k8s.io/kind",), log=sys.stderr)
+    _build_go_tools(image, only=("sigs.k8s.io/kind",), log=None)
     return image.kind
 
 
 def _say(log, message: str) -> None:
-    print(f"kubeproof: {message}", file=log, flush=True)
+    print(f"kubeproof: {message}", file=log or sys.stderr, flush=True)
 
 
 def _run(argv, log=None, **kwargs) -> subprocess.CompletedProcess:
@@ -138,7 +138,7 @@ def _build_go_tools(image: NodeImage, log, only: tuple[str, ...] | None = None) 
         _say(log, f"  {module} built in {time.monotonic() - started:.0f} s")
     if only:
         return
-    control = build.ensure_built(log=log)
+    control = build.ensure_built(log=log or sys.stderr)
     env = dict(os.environ, CGO_ENABLED="0", GOTOOLCHAIN="local", GOFLAGS="-mod=mod")
     for package in KUBE_NODE_PACKAGES:
         output = image.bin / _output_name(package)
@@ -217,7 +217,7 @@ def write_image_archive(target: Path, tags: list[str], layer_path: Path, entrypo
     partial.rename(target)
 
 
-def _binary_image(target: Path, tags: list[str], files: dict[str, Path], entrypoint: list[str] | None = None,
+def binary_image(target: Path, tags: list[str], files: dict[str, Path], entrypoint: list[str] | None = None,
                   base: Path | None = None) -> None:
     layer_path = target.with_name(target.name + ".layer")
     if base is not None:
@@ -236,7 +236,7 @@ def _binary_image(target: Path, tags: list[str], files: dict[str, Path], entrypo
 
 
 def _component_images(image: NodeImage, log) -> None:
-    control = build.ensure_built(log=log)
+    control = build.ensure_built(log=log or sys.stderr)
     version = control.kubernetes_version
     kubeadm_images = _kubeadm_image_list(image, version)
     image.images.mkdir(parents=True, exist_ok=True)
@@ -262,7 +262,7 @@ def _component_images(image: NodeImage, log) -> None:
         target = image.images / f"{name}.tar"
         if not target.exists():
             _say(log, f"image {', '.join(tags)}")
-            _binary_image(target, tags, files, entrypoint, base)
+            binary_image(target, tags, files, entrypoint, base)
 
 
 def _kubeadm_image_list(image: NodeImage, version: str) -> list[str]:
@@ -297,7 +297,7 @@ def _install(source: Path, target: Path, mode: int = 0o755) -> None:
 
 
 def _assemble_rootfs(image: NodeImage, root: Path, log) -> None:
-    control = build.ensure_built(log=log)
+    control = build.ensure_built(log=log or sys.stderr)
     files = _kind_files(log)
     _run(["cp", "-a", f"{image.debian}/.", str(root)])
     (root / ".kubeproof-complete").unlink(missing_ok=True)
@@ -374,7 +374,7 @@ def docker_has(tag: str) -> bool:
     return subprocess.run(["docker", "image", "inspect", tag], capture_output=True).returncode == 0
 
 
-def ensure_image(log=sys.stderr) -> NodeImage:
+def ensure_image(log=None) -> NodeImage:
     """The node image, loaded into the Docker engine that answers, built first where missing."""
     image = pinned()
     if docker_has(image.tag):
