@@ -11,6 +11,7 @@ says the lane is not verified."""
 from __future__ import annotations
 
 import hashlib
+import json
 import re
 import subprocess
 
@@ -18,7 +19,7 @@ import pytest
 from suite_runs import object_name, run_suite
 
 from kubeproof.artifacts import listed_digests
-from kubeproof.kind import clusters, engine, nodeimage
+from kubeproof.kind import clusters, engine, incluster, nodeimage
 
 HEADLINE = {"etcd_encryption", "anonymous_access", "rbac", "pod_security", "network_policy"}
 HARDENED = f"--cluster=kind-{clusters.HARDENED}"
@@ -43,6 +44,14 @@ def kind_lane(request):
         clusters.down([name for name in clusters.CLUSTERS if name not in before])
         if started.started_here:
             engine.stop()
+
+
+def assert_sealed(folder) -> None:
+    """The run folder's SHA256SUMS lists every file, and each digest matches."""
+    listed = listed_digests(folder)
+    assert set(listed) == {p.name for p in folder.iterdir() if p.name != "SHA256SUMS"}, listed
+    for name, digest in listed.items():
+        assert hashlib.sha256((folder / name).read_bytes()).hexdigest() == digest, name
 
 
 def failed_objects(run) -> dict[str, set[str]]:
@@ -71,9 +80,7 @@ def test_hardened_kind_cluster_passes_every_practice_kind_can_meet(kind_lane, tm
     assert environment["nodes"].startswith(f"{node} (kubelet {kind_lane.kubernetes_version}, containerd://")
     page = next(run.run_folder.glob("*.html")).read_text()
     assert f"{node} (kubelet {kind_lane.kubernetes_version}" in page
-    # The sealed folder verifies, file by file.
-    for name, digest in listed_digests(run.run_folder).items():
-        assert hashlib.sha256((run.run_folder / name).read_bytes()).hexdigest() == digest, name
+    assert_sealed(run.run_folder)
 
 
 def test_hardened_kind_evidence_comes_from_the_node_itself(kind_lane, tmp_path):
@@ -135,3 +142,22 @@ def test_monitoring_agent_is_judged_on_real_pods(kind_lane, tmp_path):
     listed = subprocess.run(["docker", "exec", f"{clusters.INSECURE}-control-plane", "crictl", "ps", "--name", "agent",
                              "--state", "Running", "-q"], capture_output=True, text=True)
     assert listed.stdout.strip(), listed.stderr
+
+
+def test_in_cluster_cronjob_runs_once_in_kind_hardened(kind_lane, tmp_path):
+    """deploy/Containerfile built here, loaded into the node, and deploy/cronjob.yaml run once as a Job
+    with the read-only ClusterRole: it completes, nothing is left not verified for lack of
+    permission, and its sealed evidence comes out of the cluster."""
+    outcome = incluster.run_cronjob_once(tmp_path / "evidence",
+                                         extra_args=[f"--baseline=baselines/kind-{clusters.HARDENED}.yaml"])
+    conditions = {c["type"] for c in outcome["status"].get("conditions") or [] if c.get("status") == "True"}
+    assert "Complete" in conditions, outcome
+    folders = [p for p in (tmp_path / "evidence").iterdir() if p.is_dir() and p.name.startswith("in-cluster-")]
+    assert len(folders) == 1, list((tmp_path / "evidence").iterdir())
+    assert_sealed(folders[0])
+    results = json.loads((folders[0] / "results.json").read_text())
+    assert results["environment"]["identity"].startswith("system:serviceaccount:kubeproof:kubeproof-auditor")
+    assert results["counts"]["passed"] > 100 and results["counts"]["failed"] == 0
+    lacking = [r for r in results["results"] if r["status"] == "not_verified"
+               and re.search(r"403|forbidden|permission|not allowed", r.get("reason") or "", re.IGNORECASE)]
+    assert lacking == [], lacking
