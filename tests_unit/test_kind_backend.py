@@ -1,5 +1,6 @@
-"""The kind backend reads the control-plane node's static pod manifests through docker exec. No
-Docker engine runs here, so the docker CLI is replaced by a recorded answer; the API server is not."""
+"""The kind backend reads the control-plane node's static pod manifests through docker exec. Here the
+docker CLI is replaced by a recorded answer, to pin down edge cases; tests_e2e/test_kind_lane.py
+meets real kind nodes."""
 
 import subprocess
 

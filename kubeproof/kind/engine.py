@@ -100,6 +100,14 @@ os.execv(RUNC, [RUNC] + args)
 '''
 
 
+def write_runc_wrapper(path: Path, runc: str, python: str | None = None) -> Path:
+    # The system Python by default, not the venv's: dockerd outlives `make clean`.
+    python = python or shutil.which("python3", path="/usr/bin:/bin") or sys.executable
+    path.write_text(_WRAPPER.format(python=python, runc=runc))
+    path.chmod(0o755)
+    return path
+
+
 @dataclass
 class Engine:
     version: str
@@ -155,12 +163,7 @@ def start(log=None, wait: float = 90) -> Engine:
             "--pidfile", str(folder / "dockerd.pid"), "-H", f"unix://{SOCKET}"]
     wrapper = host_withholds_sys_resource()
     if wrapper:
-        runc = shutil.which("runc") or "/usr/sbin/runc"
-        script = folder / "runc-without-sys-resource"
-        # The system Python, not the venv's: dockerd outlives `make clean`.
-        python = shutil.which("python3", path="/usr/bin:/bin") or sys.executable
-        script.write_text(_WRAPPER.format(python=python, runc=runc))
-        script.chmod(0o755)
+        script = write_runc_wrapper(folder / "runc-without-sys-resource", shutil.which("runc") or "/usr/sbin/runc")
         argv += ["--add-runtime", f"kubeproof-runc={script}", "--default-runtime", "kubeproof-runc"]
     snapshot = _network_snapshot()
     logfile = open(folder / "dockerd.log", "ab")

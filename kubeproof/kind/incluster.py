@@ -122,6 +122,7 @@ def auditor_image(log=None) -> str:
     started = time.monotonic()
     _run(["docker", "build", "-q", "-f", str(CONTAINERFILE), "--build-arg", f"BASE={PYTHON_BASE}", "-t", tag,
           str(build.REPO_ROOT)])
+    nodeimage.prune_older(tag.rsplit(":", 1)[0], keep=tag)
     _say(log, f"  {tag} built in {time.monotonic() - started:.0f} s")
     return tag
 

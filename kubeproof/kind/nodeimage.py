@@ -409,9 +409,20 @@ def ensure_image(log=None) -> NodeImage:
             _run(["docker", "rmi", image.tag + "-rootfs"])
         finally:
             _run(["rm", "-rf", str(root)])
+        prune_older(image.tag.rsplit(":", 1)[0], keep=image.tag)
         _say(log, f"node image {image.tag} ready in {time.monotonic() - started:.0f} s "
                   f"(cache {image.folder.parent}, {_disk_use(image.folder.parent)})")
     return image
+
+
+def prune_older(repository: str, keep: str) -> None:
+    """Removes this repository's other tags from the engine: each pin or layout change makes a new
+    image of a gigabyte or more, and only the current one is ever used."""
+    listed = subprocess.run(["docker", "images", "--format", "{{.Repository}}:{{.Tag}}", repository],
+                            capture_output=True, text=True)
+    for tag in listed.stdout.split():
+        if tag != keep:
+            subprocess.run(["docker", "rmi", tag], capture_output=True)
 
 
 def _disk_use(folder: Path) -> str:
