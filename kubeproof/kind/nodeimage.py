@@ -410,6 +410,7 @@ def ensure_image(log=None) -> NodeImage:
         finally:
             _run(["rm", "-rf", str(root)])
         prune_older(image.tag.rsplit(":", 1)[0], keep=image.tag)
+        _prune_stale_folders(image)
         _say(log, f"node image {image.tag} ready in {time.monotonic() - started:.0f} s "
                   f"(cache {image.folder.parent}, {_disk_use(image.folder.parent)})")
     return image
@@ -423,6 +424,18 @@ def prune_older(repository: str, keep: str) -> None:
     for tag in listed.stdout.split():
         if tag != keep:
             subprocess.run(["docker", "rmi", tag], capture_output=True)
+
+
+def _prune_stale_folders(image: NodeImage) -> None:
+    """Archives and locks of earlier layouts; the Go tools and the Debian base are kept (they take
+    minutes to remake, and another checkout on this machine may pin them)."""
+    for path in image.folder.parent.iterdir():
+        stale_images = path.name.startswith("images-") and path != image.images
+        stale_node = path.name.startswith("node-") and path.name not in (image.folder.name, image.folder.name + ".lock")
+        if (stale_images or stale_node) and path.is_dir():
+            shutil.rmtree(path, ignore_errors=True)
+        elif stale_node:
+            path.unlink(missing_ok=True)
 
 
 def _disk_use(folder: Path) -> str:
