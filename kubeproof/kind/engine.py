@@ -8,6 +8,8 @@ bounding set lacks the capability; an ordinary machine runs plain runc."""
 
 from __future__ import annotations
 
+import contextlib
+import fcntl
 import json
 import os
 import shutil
@@ -145,8 +147,25 @@ def _install_dockerd(log) -> str:
     return dockerd
 
 
+@contextlib.contextmanager
+def _locked():
+    # Two runs starting at once (make's step and a test session, two checkouts) must not start two.
+    state_folder().mkdir(parents=True, exist_ok=True)
+    with open(state_folder() / "engine.lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        yield
+
+
 def start(log=None, wait: float = 90) -> Engine:
     """Uses the engine that answers, or starts Debian's dockerd with its state in the cache."""
+    version = answers()
+    if version:
+        return Engine(version, started_here=False)
+    with _locked():
+        return _start(log, wait)
+
+
+def _start(log, wait: float) -> Engine:
     version = answers()
     if version:
         return Engine(version, started_here=False)
@@ -154,7 +173,7 @@ def start(log=None, wait: float = 90) -> Engine:
     record = folder / "started.json"
     if record.exists():
         # A dockerd this project started and that died: put the network back before starting anew.
-        stop(log=log)
+        _stop(log)
     dockerd = shutil.which("dockerd") or ("/usr/sbin/dockerd" if os.path.exists("/usr/sbin/dockerd") else None)
     if dockerd is None:
         dockerd = _install_dockerd(log)
@@ -175,13 +194,13 @@ def start(log=None, wait: float = 90) -> Engine:
     deadline = time.monotonic() + wait
     while time.monotonic() < deadline:
         if process.poll() is not None:
-            stop(log=log)
+            _stop(log)
             raise EngineError(f"dockerd exited with status {process.returncode}; see {folder / 'dockerd.log'}")
         version = answers(timeout=5)
         if version:
             return Engine(version, started_here=True, wrapper=wrapper)
         time.sleep(0.5)
-    stop(log=log)
+    _stop(log)
     raise EngineError(f"dockerd did not answer within {wait:.0f} s; see {folder / 'dockerd.log'}")
 
 
@@ -202,6 +221,11 @@ def _alive(pid: int) -> bool:
 def stop(log=None) -> bool:
     """Stops the dockerd `start` started, if any, and restores the network it changed. Returns
     whether there was one. An engine this project did not start is never touched."""
+    with _locked():
+        return _stop(log)
+
+
+def _stop(log) -> bool:
     record = state_folder() / "started.json"
     if not record.exists():
         return False
