@@ -84,7 +84,7 @@ def markdown(result: dict) -> str:
                    if result["engine"]["started_here"] else f"the running engine ({result['engine']['version']})")
     return "\n".join([
         f"Measured {result['when']} with `python bench/kind_lane.py` (load average {result['load']}); "
-        f"{engine_line}; the node image {result['image']['tag']} found in {result['image']['seconds']} s.",
+        f"{engine_line}; the node image {result['image']['tag']} ready (built or found) in {result['image']['seconds']} s.",
         "", "| step | wall |", "|---|---|", *rows,
         f"| `make kind-down` (both) | {result['down_seconds']} s |", "",
         f"Disk kept: node image caches {gib(result['disk_bytes']['node image caches'])}, "
