@@ -87,6 +87,13 @@ def describe_nodes(audit: Audit) -> str:
     return audit.nodes
 
 
+def _field(obj, *path) -> str | None:
+    """A text field of a node as the API server gave it; None where any step is missing or not text."""
+    for step in path:
+        obj = obj.get(step) if isinstance(obj, dict) else None
+    return obj if isinstance(obj, str) else None
+
+
 def _nodes_now(audit: Audit) -> str:
     if audit.backend.kind == "manifests":
         return "none (manifests are applied to an embedded API server with no nodes)"
@@ -96,11 +103,11 @@ def _nodes_now(audit: Audit) -> str:
         return f"not readable: {error}"
     described = []
     for node in nodes[:NODES_NAMED]:
-        info = (node.get("status") or {}).get("nodeInfo") or {}
-        name = (node.get("metadata") or {}).get("name", "?")
-        parts = [f"kubelet {info.get('kubeletVersion', '?')}", info.get("containerRuntimeVersion") or "runtime ?"]
-        if info.get("osImage"):
-            parts.append(info["osImage"])
+        name = _field(node, "metadata", "name") or "?"
+        kubelet = _field(node, "status", "nodeInfo", "kubeletVersion") or "?"
+        parts = [f"kubelet {kubelet}", _field(node, "status", "nodeInfo", "containerRuntimeVersion") or "runtime ?"]
+        if _field(node, "status", "nodeInfo", "osImage"):
+            parts.append(_field(node, "status", "nodeInfo", "osImage"))
         described.append(f"{name} ({', '.join(parts)})")
     if len(nodes) > NODES_NAMED:
         described.append(f"and {len(nodes) - NODES_NAMED} more")

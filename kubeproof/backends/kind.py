@@ -78,11 +78,10 @@ class KindNode:
         text, end = done.stdout or "", f"\n{_END}\n"
         return text[:-len(end)] if text.endswith(end) else None
 
-
     def post_json(self, url: str, body: str, ca: str, cert: str, key: str) -> tuple[int, str]:
         """POSTs `body` to `url` from inside the node with curl and the node's own certificate files
-        (named by path: no key material leaves the node); (HTTP status, body), status 0 when curl
-        could not connect."""
+        (named by path: no key material leaves the node): (HTTP status, body). Unreachable when the
+        container or curl could not be asked, or gave no status."""
         marker = "\nkubeproof-http-status:"
         argv = ["docker", "exec", "-i", self.container, "curl", "-sS", "--max-time", "15", "--cacert", ca,
                 "--cert", cert, "--key", key, "-H", "Content-Type: application/json", "--data-binary", "@-",
