@@ -17,3 +17,11 @@ def hardened_cluster(embedded_cluster):
 def insecure_cluster():
     with EmbeddedCluster(profile="insecure") as cluster:
         yield cluster
+
+
+def pytest_terminal_summary(terminalreporter):
+    """A kind lane that could not run is said once, in the summary, whatever -r asks to show."""
+    reasons = {report.longrepr[2] for report in terminalreporter.stats.get("skipped", [])
+               if isinstance(report.longrepr, tuple) and "kind lane not verified" in str(report.longrepr[2])}
+    for reason in sorted(reasons):
+        terminalreporter.write_line(reason.removeprefix("Skipped: "), yellow=True, bold=True)
