@@ -44,10 +44,11 @@ def existing(image: nodeimage.NodeImage) -> set[str]:
     return set(done.stdout.split()) if done.returncode == 0 else set()
 
 
-def _running(name: str) -> bool:
-    done = subprocess.run(["docker", "inspect", "--format", "{{.State.Running}}", f"{name}-control-plane"],
+def _running_from(name: str, tag: str) -> bool:
+    """The cluster's node runs, from this node image (one made from an older image is made anew)."""
+    done = subprocess.run(["docker", "inspect", "--format", "{{.State.Running}} {{.Config.Image}}", f"{name}-control-plane"],
                           capture_output=True, text=True)
-    return done.stdout.strip() == "true"
+    return done.stdout.split() == ["true", tag]
 
 
 def _say(log, message: str) -> None:
@@ -63,9 +64,10 @@ def up(names=CLUSTERS, log=None) -> dict[str, float]:
     present = existing(image)
     for name in names:
         if name in present:
-            if _running(name):
+            if _running_from(name, image.tag):
                 continue
-            # A node container that stopped (the engine was restarted) cannot be resumed by kind.
+            # A node container that stopped (the engine was restarted) cannot be resumed by kind, and
+            # one from an older node image would prove the older image.
             subprocess.run([str(image.kind), "delete", "cluster", "--name", name], env=env, capture_output=True)
         started = time.monotonic()
         _say(log, f"creating kind cluster {name} from {image.tag}")
