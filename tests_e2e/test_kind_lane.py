@@ -121,6 +121,8 @@ def test_insecure_kind_cluster_fails_each_headline_practice_naming_the_object(ki
     kubelet = " ".join(observed(run, "test_kubelet_configuration", "4.2.1") + observed(run, "test_kubelet_configuration", "4.2.4"))
     assert "answered HTTP 200" in kubelet, kubelet
     assert any("AlwaysAllow" in line for line in observed(run, "test_kubelet_configuration", "4.2.2"))
+    # The node's files as kubeadm writes them (create.sh tightens them on kind-hardened only).
+    assert any("/var/lib/kubelet/config.yaml=mode 0644" in line for line in observed(run, "test_worker_node_file", "4.1.9"))
 
 
 def test_monitoring_agent_is_judged_on_real_pods(kind_lane, tmp_path):
