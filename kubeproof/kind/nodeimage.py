@@ -100,18 +100,11 @@ def pinned() -> NodeImage:
                      f"kubeproof/kind-node:{version}-{node_key}", version)
 
 
-def kind_binary() -> Path:
-    """The kind CLI, built from the pinned module when missing (it is part of the node image's cache)."""
-    image = pinned()
-    _build_go_tools(image, only=("sigs.k8s.io/kind",), log=None)
-    return image.kind
-
-
 def _say(log, message: str) -> None:
     print(f"kubeproof: {message}", file=log or sys.stderr, flush=True)
 
 
-def _run(argv, log=None, **kwargs) -> subprocess.CompletedProcess:
+def _run(argv, **kwargs) -> subprocess.CompletedProcess:
     done = subprocess.run(argv, capture_output=True, text=True, **kwargs)
     if done.returncode != 0:
         raise ImageError(f"{' '.join(map(str, argv[:6]))} failed (exit {done.returncode}):\n"
@@ -123,12 +116,10 @@ def _output_name(package: str) -> str:
     return package.rstrip("/").rsplit("/", 1)[-1]
 
 
-def _build_go_tools(image: NodeImage, log, only: tuple[str, ...] | None = None) -> None:
+def _build_go_tools(image: NodeImage, log) -> None:
     image.bin.mkdir(parents=True, exist_ok=True)
     env = dict(os.environ, CGO_ENABLED="0", GOTOOLCHAIN="local", GOFLAGS="", GOBIN=str(image.bin))
     for module, version, packages, flags in GO_TOOLS:
-        if only and module not in only:
-            continue
         if all((image.bin / _output_name(p)).is_file() for p in packages):
             continue
         _say(log, f"building {module}@{version} from the Go module proxy")
@@ -136,8 +127,6 @@ def _build_go_tools(image: NodeImage, log, only: tuple[str, ...] | None = None) 
         _run([build._go(), "install", "-trimpath", "-ldflags=-s -w", *flags, *(f"{p}@{version}" for p in packages)],
              env=env, cwd=image.bin)
         _say(log, f"  {module} built in {time.monotonic() - started:.0f} s")
-    if only:
-        return
     control = build.ensure_built(log=log or sys.stderr)
     env = dict(os.environ, CGO_ENABLED="0", GOTOOLCHAIN="local", GOFLAGS="-mod=mod")
     for package in KUBE_NODE_PACKAGES:
