@@ -51,8 +51,7 @@ def _running_from(name: str, tag: str) -> bool:
     return done.stdout.split() == ["true", tag]
 
 
-def _say(log, message: str) -> None:
-    print(f"kubeproof: {message}", file=log or sys.stderr, flush=True)
+_say = nodeimage.say
 
 
 def up(names=CLUSTERS, log=None) -> dict[str, float]:

@@ -13,7 +13,6 @@ import hashlib
 import os
 import shutil
 import subprocess
-import sys
 import tempfile
 import time
 from pathlib import Path
@@ -73,15 +72,11 @@ class InClusterError(RuntimeError):
 
 
 def _say(log, message: str) -> None:
-    print(f"kubeproof: {message}", file=log or sys.stderr, flush=True)
+    nodeimage.say(log, message)
 
 
 def _run(argv, **kwargs) -> subprocess.CompletedProcess:
-    done = subprocess.run(argv, capture_output=True, text=True, **kwargs)
-    if done.returncode != 0:
-        raise InClusterError(f"{' '.join(map(str, argv[:5]))} failed (exit {done.returncode}):\n"
-                             f"{(done.stderr or done.stdout)[-3000:]}")
-    return done
+    return nodeimage.run_checked(argv, InClusterError, **kwargs)
 
 
 def _context_digest() -> str:
@@ -103,13 +98,7 @@ def auditor_image(log=None) -> str:
     image = nodeimage.ensure_image(log=log)
     if not nodeimage.docker_has(DEBIAN_BASE):
         _say(log, f"docker import {DEBIAN_BASE} from {image.debian}")
-        tar = subprocess.Popen(["tar", "--numeric-owner", "-C", str(image.debian), "--exclude=./.kubeproof-complete",
-                                "-cf", "-", "."], stdout=subprocess.PIPE)
-        done = subprocess.run(["docker", "import", "-", DEBIAN_BASE], stdin=tar.stdout, capture_output=True, text=True)
-        tar.stdout.close()
-        tar.wait()
-        if done.returncode != 0 or tar.returncode != 0:
-            raise InClusterError(f"docker import of the Debian base failed: {done.stderr[-2000:]}")
+        nodeimage.docker_import(image.debian, DEBIAN_BASE, InClusterError)
     if not nodeimage.docker_has(PYTHON_BASE):
         _say(log, f"building {PYTHON_BASE} (Python from Debian's packages)")
         with tempfile.TemporaryDirectory() as context:

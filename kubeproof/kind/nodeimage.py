@@ -100,16 +100,29 @@ def pinned() -> NodeImage:
                      f"kubeproof/kind-node:{version}-{node_key}", version)
 
 
-def _say(log, message: str) -> None:
+def say(log, message: str) -> None:
+    """A progress line of the kind lane (stderr unless a stream is given)."""
     print(f"kubeproof: {message}", file=log or sys.stderr, flush=True)
 
 
-def _run(argv, **kwargs) -> subprocess.CompletedProcess:
+def run_checked(argv, error=None, **kwargs) -> subprocess.CompletedProcess:
+    """Runs a command; a non-zero exit raises `error` (ImageError by default) with its output's tail."""
     done = subprocess.run(argv, capture_output=True, text=True, **kwargs)
     if done.returncode != 0:
-        raise ImageError(f"{' '.join(map(str, argv[:6]))} failed (exit {done.returncode}):\n"
-                         f"{(done.stderr or done.stdout)[-3000:]}")
+        raise (error or ImageError)(f"{' '.join(map(str, argv[:6]))} failed (exit {done.returncode}):\n"
+                                    f"{(done.stderr or done.stdout)[-3000:]}")
     return done
+
+
+def docker_import(folder: Path, tag: str, error=None) -> None:
+    """A folder's tree as a one-layer image, streamed by tar into `docker import`."""
+    tar = subprocess.Popen(["tar", "--numeric-owner", "-C", str(folder), "--exclude=./.kubeproof-complete",
+                            "-cf", "-", "."], stdout=subprocess.PIPE)
+    done = subprocess.run(["docker", "import", "-", tag], stdin=tar.stdout, capture_output=True, text=True)
+    tar.stdout.close()
+    tar.wait()
+    if done.returncode != 0 or tar.returncode != 0:
+        raise (error or ImageError)(f"docker import of {folder} as {tag} failed: {done.stderr[-2000:]}")
 
 
 def _output_name(package: str) -> str:
@@ -122,22 +135,22 @@ def _build_go_tools(image: NodeImage, log) -> None:
     for module, version, packages, flags in GO_TOOLS:
         if all((image.bin / _output_name(p)).is_file() for p in packages):
             continue
-        _say(log, f"building {module}@{version} from the Go module proxy")
+        say(log, f"building {module}@{version} from the Go module proxy")
         started = time.monotonic()
-        _run([build._go(), "install", "-trimpath", "-ldflags=-s -w", *flags, *(f"{p}@{version}" for p in packages)],
+        run_checked([build._go(), "install", "-trimpath", "-ldflags=-s -w", *flags, *(f"{p}@{version}" for p in packages)],
              env=env, cwd=image.bin)
-        _say(log, f"  {module} built in {time.monotonic() - started:.0f} s")
+        say(log, f"  {module} built in {time.monotonic() - started:.0f} s")
     control = build.ensure_built(log=log or sys.stderr)
     env = dict(os.environ, CGO_ENABLED="0", GOTOOLCHAIN="local", GOFLAGS="-mod=mod")
     for package in KUBE_NODE_PACKAGES:
         output = image.bin / _output_name(package)
         if output.is_file():
             continue
-        _say(log, f"building {_output_name(package)} {control.kubernetes_version}")
-        _run([build._go(), "build", "-trimpath", f"-ldflags={build._ldflags('kube', control)}", "-o", str(output), package],
+        say(log, f"building {_output_name(package)} {control.kubernetes_version}")
+        run_checked([build._go(), "build", "-trimpath", f"-ldflags={build._ldflags('kube', control)}", "-o", str(output), package],
              env=env, cwd=build.MODULES / "kube")
     if not (image.bin / "pause").is_file():
-        _run(["gcc", "-static", "-Os", "-o", str(image.bin / "pause"), str(TOOLS / "pause.c")])
+        run_checked(["gcc", "-static", "-Os", "-o", str(image.bin / "pause"), str(TOOLS / "pause.c")])
 
 
 def _debootstrap(image: NodeImage, log) -> None:
@@ -146,13 +159,13 @@ def _debootstrap(image: NodeImage, log) -> None:
     if shutil.which("debootstrap") is None:
         if shutil.which("apt-get") is None or os.geteuid() != 0:
             raise ImageError("debootstrap is needed to assemble the node image's Debian base (apt-get install debootstrap)")
-        _say(log, "installing Debian's debootstrap")
-        _run(["apt-get", "install", "-y", "-qq", "debootstrap"], env=dict(os.environ, DEBIAN_FRONTEND="noninteractive"))
+        say(log, "installing Debian's debootstrap")
+        run_checked(["apt-get", "install", "-y", "-qq", "debootstrap"], env=dict(os.environ, DEBIAN_FRONTEND="noninteractive"))
     staging = image.debian.with_name(image.debian.name + ".partial")
     shutil.rmtree(staging, ignore_errors=True)
-    _say(log, f"debootstrap {DEBIAN_SUITE} from {DEBIAN_MIRROR} (a few minutes)")
+    say(log, f"debootstrap {DEBIAN_SUITE} from {DEBIAN_MIRROR} (a few minutes)")
     started = time.monotonic()
-    _run(["debootstrap", "--variant=minbase", f"--include={','.join(DEBIAN_PACKAGES)}", DEBIAN_SUITE,
+    run_checked(["debootstrap", "--variant=minbase", f"--include={','.join(DEBIAN_PACKAGES)}", DEBIAN_SUITE,
           str(staging), DEBIAN_MIRROR])
     # Downloaded .deb files are not part of any image.
     shutil.rmtree(staging / "var" / "cache" / "apt" / "archives", ignore_errors=True)
@@ -160,7 +173,7 @@ def _debootstrap(image: NodeImage, log) -> None:
     (staging / ".kubeproof-complete").write_text(f"{DEBIAN_SUITE}\n")
     shutil.rmtree(image.debian, ignore_errors=True)
     staging.rename(image.debian)
-    _say(log, f"  Debian base ready in {time.monotonic() - started:.0f} s")
+    say(log, f"  Debian base ready in {time.monotonic() - started:.0f} s")
 
 
 # --- container image archives (the `docker save` layout, which `ctr images import` reads) ---
@@ -211,7 +224,7 @@ def binary_image(target: Path, tags: list[str], files: dict[str, Path], entrypoi
     layer_path = target.with_name(target.name + ".layer")
     if base is not None:
         # A Debian userland below the binary (kube-proxy runs iptables, nft and conntrack).
-        _run(["tar", "--numeric-owner", "-C", str(base), "--exclude=./.kubeproof-complete", "-cf", str(layer_path), "."])
+        run_checked(["tar", "--numeric-owner", "-C", str(base), "--exclude=./.kubeproof-complete", "-cf", str(layer_path), "."])
         mode = "a"
     else:
         mode = "w"
@@ -250,12 +263,12 @@ def _component_images(image: NodeImage, log) -> None:
     for name, (tags, files, entrypoint, base) in wanted.items():
         target = image.images / f"{name}.tar"
         if not target.exists():
-            _say(log, f"image {', '.join(tags)}")
+            say(log, f"image {', '.join(tags)}")
             binary_image(target, tags, files, entrypoint, base)
 
 
 def _kubeadm_image_list(image: NodeImage, version: str) -> list[str]:
-    done = _run([str(image.bin / "kubeadm"), "config", "images", "list", f"--kubernetes-version={version}"])
+    done = run_checked([str(image.bin / "kubeadm"), "config", "images", "list", f"--kubernetes-version={version}"])
     return [line.strip() for line in done.stdout.splitlines() if line.strip()]
 
 
@@ -263,7 +276,7 @@ def _kubeadm_image_list(image: NodeImage, version: str) -> list[str]:
 
 def _kind_files(log) -> Path:
     env = dict(os.environ, GOTOOLCHAIN="local", GOFLAGS="")
-    done = _run([build._go(), "mod", "download", "-json", f"{KIND[0]}@{KIND[1]}"], env=env, cwd=build.cache_root())
+    done = run_checked([build._go(), "mod", "download", "-json", f"{KIND[0]}@{KIND[1]}"], env=env, cwd=build.cache_root())
     return Path(json.loads(done.stdout)["Dir"]) / "images" / "base" / "files"
 
 
@@ -288,7 +301,7 @@ def _install(source: Path, target: Path, mode: int = 0o755) -> None:
 def _assemble_rootfs(image: NodeImage, root: Path, log) -> None:
     control = build.ensure_built(log=log or sys.stderr)
     files = _kind_files(log)
-    _run(["cp", "-a", f"{image.debian}/.", str(root)])
+    run_checked(["cp", "-a", f"{image.debian}/.", str(root)])
     (root / ".kubeproof-complete").unlink(missing_ok=True)
     # kind's node files, laid out as kind's own base image lays them out.
     _copy_tree(files / "usr" / "local" / "bin", root / "usr" / "local" / "bin", 0o755)
@@ -327,7 +340,7 @@ def _assemble_rootfs(image: NodeImage, root: Path, log) -> None:
     for name in ("kubelet", "kubeadm"):
         _install(image.bin / name, root / "usr" / "bin" / name)
     _install(control.kubectl, root / "usr" / "bin" / "kubectl")
-    spec = json.loads(_run([str(image.bin / "ctr"), "oci", "spec"]).stdout)
+    spec = json.loads(run_checked([str(image.bin / "ctr"), "oci", "spec"]).stdout)
     spec.setdefault("hooks", {}).setdefault("createContainer", []).append({"path": "/kind/bin/mount-product-files.sh"})
     spec["process"].pop("rlimits", None)
     (root / "etc" / "containerd" / "cri-base.json").write_text(json.dumps(spec, indent=2))
@@ -348,8 +361,8 @@ def _assemble_rootfs(image: NodeImage, root: Path, log) -> None:
         os.link(archive, root / "kind" / "images" / archive.name)
     (root / "etc" / "kubernetes" / "manifests").mkdir(parents=True, exist_ok=True)
     for unit in ("kubelet.service", "containerd.service", "undo-mount-hacks.service", "kubeproof-images.service"):
-        _run(["systemctl", f"--root={root}", "enable", unit])
-    _run(["systemctl", f"--root={root}", "mask", "systemd-binfmt.service"])
+        run_checked(["systemctl", f"--root={root}", "enable", unit])
+    run_checked(["systemctl", f"--root={root}", "mask", "systemd-binfmt.service"])
 
 
 NODE_DOCKERFILE = """FROM {base}
@@ -374,33 +387,27 @@ def ensure_image(log=None) -> NodeImage:
         if docker_has(image.tag):
             return image
         started = time.monotonic()
-        _say(log, f"assembling the kind node image {image.tag} in {image.folder} (once per machine)")
+        say(log, f"assembling the kind node image {image.tag} in {image.folder} (once per machine)")
         _build_go_tools(image, log)
         _debootstrap(image, log)
         _component_images(image, log)
         root = image.folder / "node.partial"
         if root.exists():
-            _run(["rm", "-rf", str(root)])
+            run_checked(["rm", "-rf", str(root)])
         root.mkdir()
         try:
             _assemble_rootfs(image, root, log)
-            _say(log, f"docker import {image.tag}")
-            tar = subprocess.Popen(["tar", "--numeric-owner", "-C", str(root), "-cf", "-", "."], stdout=subprocess.PIPE)
-            done = subprocess.run(["docker", "import", "-", image.tag + "-rootfs"], stdin=tar.stdout,
-                                  capture_output=True, text=True)
-            tar.stdout.close()
-            tar.wait()
-            if done.returncode != 0 or tar.returncode != 0:
-                raise ImageError(f"docker import failed: {done.stderr[-2000:]}")
+            say(log, f"docker import {image.tag}")
+            docker_import(root, image.tag + "-rootfs")
             # `docker import` cannot set the stop signal; a build with no RUN step adds the metadata
             # (systemd shuts down on SIGRTMIN+3) without fetching anything.
-            _run(["docker", "build", "-q", "-t", image.tag, "-"], input=NODE_DOCKERFILE.format(base=image.tag + "-rootfs"))
-            _run(["docker", "rmi", image.tag + "-rootfs"])
+            run_checked(["docker", "build", "-q", "-t", image.tag, "-"], input=NODE_DOCKERFILE.format(base=image.tag + "-rootfs"))
+            run_checked(["docker", "rmi", image.tag + "-rootfs"])
         finally:
-            _run(["rm", "-rf", str(root)])
+            run_checked(["rm", "-rf", str(root)])
         prune_older(image.tag.rsplit(":", 1)[0], keep=image.tag)
         _prune_stale_folders(image)
-        _say(log, f"node image {image.tag} ready in {time.monotonic() - started:.0f} s "
+        say(log, f"node image {image.tag} ready in {time.monotonic() - started:.0f} s "
                   f"(cache {image.folder.parent}, {_disk_use(image.folder.parent)})")
     return image
 
