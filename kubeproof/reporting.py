@@ -58,7 +58,7 @@ STEP_SUMMARY_PROBLEM = pytest.StashKey[str]()
 
 # -- the audited cluster ---------------------------------------------------------------------------
 def environment(config, audit: Audit) -> dict:
-    return {
+    facts = {
         "cluster": audit.cluster,
         "cluster fingerprint": audit.fingerprint,
         "backend": audit.backend.kind,
@@ -74,6 +74,13 @@ def environment(config, audit: Audit) -> dict:
         "strict": bool(config.getoption("strict")),
         "fail on": config.getoption("fail_on"),
     }
+    spare = getattr(getattr(audit.backend, "cluster", None), "spare", None)
+    if spare:
+        # The evidence says the cluster was started before the run, and that no other run had it.
+        started = datetime.datetime.fromtimestamp(spare["started"], datetime.UTC)
+        facts["embedded cluster"] = (f"a warm spare started {started.isoformat(timespec='seconds')} (in "
+                                     f"{spare['start_seconds']} s) and claimed by this run alone")
+    return facts
 
 
 NODES_NAMED = 5

@@ -140,16 +140,22 @@ def _open_manifests(options: Options) -> Backend:
         raise ConfigError(str(error)) from None
     if not documents:
         raise ConfigError(f"--manifests {options.manifests}: no YAML or JSON documents found")
+    from kubeproof.controlplane import spares
+
     try:
-        # No kubelets: a folder of manifests has no nodes to audit, and the embedded cluster's own would
-        # be judged in its place (node tests report that the cluster has no nodes).
-        embedded = EmbeddedCluster(profile="hardened", node_count=0).start(settle=False)
+        # A warm spare is the same cluster, started before this run by `spares start`, and nobody's but ours.
+        embedded = spares.claim()
+        if embedded is None:
+            # No kubelets: a folder of manifests has no nodes to audit, and the embedded cluster's own
+            # would be judged in its place (node tests report that the cluster has no nodes).
+            embedded = EmbeddedCluster(profile=spares.PROFILE, node_count=0).start(settle=False)
     except (BuildError, ControlPlaneError) as error:
         raise ConfigError(f"the embedded cluster could not start: {error}") from None
     try:
         # The repository's objects go in while the controllers start; the audit waits for both.
         manifests.apply(embedded, documents)
-        embedded.settle()
+        if embedded.spare is None:
+            embedded.settle()
         return ManifestsBackend(embedded, documents)
     except ControlPlaneError as error:
         embedded.stop()

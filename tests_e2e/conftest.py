@@ -3,9 +3,15 @@ suite against them)."""
 
 from __future__ import annotations
 
+import os
+
 import pytest
 
-from kubeproof.controlplane import EmbeddedCluster
+from kubeproof.controlplane import EmbeddedCluster, spares
+
+# A spares supervisor the developer runs is left alone: each run here starts its own cluster, unless a
+# test (test_warm_spares.py) names a supervisor of its own.
+os.environ.setdefault(spares.SPARES_ENV, "off")
 
 
 @pytest.fixture(scope="session")

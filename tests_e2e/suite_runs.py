@@ -7,6 +7,7 @@ import json
 import os
 import subprocess
 import sys
+import time
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -44,3 +45,14 @@ def run_suite(report_dir: Path, *args: str, timeout: float = 600, env=None, path
     folders = sorted(p.parent for p in report_dir.glob("*/results.json")) if report_dir.exists() else []
     results = json.loads((folders[-1] / "results.json").read_text()) if folders else None
     return SuiteRun(process.returncode, process.stdout + process.stderr, results, folders[-1] if folders else report_dir)
+
+
+def until(what: str, probe, timeout: float = 90.0, interval: float = 0.1):
+    """The first true answer of `probe`, polled until `timeout`; an assertion error naming `what` after."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        found = probe()
+        if found:
+            return found
+        time.sleep(interval)
+    raise AssertionError(f"{what}: not within {timeout:.0f} s")

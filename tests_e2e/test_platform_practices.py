@@ -22,7 +22,7 @@ import time
 from pathlib import Path
 
 import pytest
-from suite_runs import ROOT, SuiteRun, object_name
+from suite_runs import ROOT, SuiteRun, object_name, until
 
 from kubeproof.checks.network import FAKE_RUNTIME
 from kubeproof.controlplane import EmbeddedCluster
@@ -75,13 +75,7 @@ def _ok(cluster, method, path, body=None, content_type=None, expect=(200, 201)):
 
 
 def _until(what: str, probe, timeout: float = WAIT_SECONDS):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        found = probe()
-        if found:
-            return found
-        time.sleep(0.25)
-    raise AssertionError(f"{what}: not within {timeout:.0f} s")
+    return until(what, probe, timeout, interval=0.25)
 
 
 def taint(cluster: EmbeddedCluster, node: str, added: dict) -> None:

@@ -168,6 +168,9 @@ class EmbeddedCluster(ClusterNodes):
         self.scheduler_flags: dict[str, str] = {}
         self.nobody_client: KeyPair | None = None
         self.attached_nodes: list[dict] = []
+        # A warm spare this process claimed (spares.py): its lease, held until stop(), and when it started.
+        self.lease = None
+        self.spare: dict | None = None
 
     # -- public facts the suite reads about its own cluster ---------------------------------------
     @property
@@ -319,6 +322,9 @@ class EmbeddedCluster(ClusterNodes):
                 except subprocess.TimeoutExpired:
                     pass  # killed; a process stuck in the kernel must not keep the rest from cleaning up
         self.processes.clear()
+        if self.lease is not None:
+            self.lease.close()  # the supervisor ends the spare once it is let go
+            self.lease = None
         if getattr(self, "_pool", None) is not None:
             self._pool.close()
             self._pool = None
@@ -830,4 +836,5 @@ class EmbeddedCluster(ClusterNodes):
             "kubernetes": self.binaries.kubernetes_version if self.binaries else None,
             "etcd_version": self.binaries.etcd_version if self.binaries else None,
             "started_seconds": round(self.started_seconds or 0, 2),
+            **({"warm_spare": self.spare} if self.spare else {}),
         }
