@@ -68,6 +68,12 @@ def pytest_configure(config):
         if hasattr(embedded.EmbeddedCluster, name):
             setattr(embedded.EmbeddedCluster, name, _timed(name, getattr(embedded.EmbeddedCluster, name)))
     embedded.ensure_built = _timed("ensure_built", embedded.ensure_built)
+    try:
+        from kubeproof.controlplane import spares
+    except ImportError:  # a checkout from before warm spares
+        pass
+    else:
+        spares.claim = _timed("claim", spares.claim)
     manifests.apply = _timed("apply", manifests.apply)
     manifests.load = _timed("load", manifests.load)
 
@@ -336,11 +342,15 @@ def count_files(folder: Path) -> int:
 
 
 # -- the runs --------------------------------------------------------------------------------------------
-def run_kubeproof(checkout: Path, config_set: dict, scratch: Path) -> dict:
+def run_kubeproof(checkout: Path, config_set: dict, scratch: Path, spares: Path | None = None) -> dict:
+    """One run; with `spares`, the folder of a running spares supervisor whose spare it claims."""
     times = scratch / f"times-{time.monotonic_ns()}.json"
     reports = scratch / f"reports-{time.monotonic_ns()}"
-    env = dict(os.environ, KUBEPROOF_GATE_TIMES=str(times),
+    env = dict(os.environ, KUBEPROOF_GATE_TIMES=str(times), KUBEPROOF_SPARES=str(spares or "off"),
                PYTHONPATH=os.pathsep.join([str(checkout), str(ROOT / "bench")]))
+    # pip installs Checkov with every module compiled; kubeproof's (and pytest's rewritten test modules)
+    # are compiled by its first run, as on any machine that does not forbid writing bytecode.
+    env.pop("PYTHONDONTWRITEBYTECODE", None)
     command = [sys.executable, "-m", "pytest", "tests_cluster", "-q", "-p", "no:cacheprovider", "-p", "manifests_gate",
                f"--report-dir={reports}", f"--manifests={config_set['folder']}"]
     if config_set["values"]:
@@ -351,6 +361,10 @@ def run_kubeproof(checkout: Path, config_set: dict, scratch: Path) -> dict:
     result = {"wall": wall, "exit": done.returncode, "began": began, "tail": (done.stdout + done.stderr)[-600:]}
     if times.exists():
         result.update(json.loads(times.read_text()))
+    if spares:
+        # A run that found no spare started a cluster of its own: its figure is not a warm one.
+        result["warm"] = any(name == "claim" for name, _, _ in result.get("durations", [])) and \
+            not any(name == "start" for name, _, _ in result.get("durations", []))
     folders = sorted(reports.glob("*/results.json"))
     if folders:
         records = json.loads(folders[-1].read_text()).get("results", [])
@@ -400,6 +414,7 @@ def run_checkov(config_set: dict) -> dict:
         command += ["--var-file", str(config_set["values"])]
     env = dict(os.environ, PATH=tool_path(), BC_SKIP_MAPPING="TRUE", CHECKOV_RUN_SCA_PACKAGE_SCAN_V2="false",
                LOG_LEVEL="WARNING")
+    env.pop("PYTHONDONTWRITEBYTECODE", None)
     began = time.time()
     done = subprocess.run(command, env=env, capture_output=True, text=True, cwd=tempfile.gettempdir())
     wall = time.time() - began
@@ -428,6 +443,7 @@ def breakdown(run: dict) -> list[tuple[str, float]]:
     inner = [n for n in CLUSTER_STEPS if n not in ("start", "stop")]
     rows.append(("load the manifests", total.get("load", 0.0)))
     rows.append(("build check (ensure_built)", total.get("ensure_built", 0.0)))
+    rows.append(("claim a warm spare (spares.claim)", total.get("claim", 0.0)))
     for name in inner:
         if name in total:
             rows.append((f"cluster: {name.strip('_').replace('_', ' ')}", total[name]))
@@ -435,7 +451,8 @@ def breakdown(run: dict) -> list[tuple[str, float]]:
     rows.append(("cluster: rest of start", start - sum(total.get(n, 0.0) for n in inner)))
     rows.append(("apply (with its waits)", total.get("apply", 0.0)))
     connect = s["first_collector"] - s["collection_start"]
-    rows.append(("connect: /version, identity", connect - total.get("start", 0.0) - total.get("apply", 0.0) - total.get("load", 0.0)))
+    rows.append(("connect: /version, identity", connect - total.get("start", 0.0) - total.get("apply", 0.0)
+                 - total.get("load", 0.0) - total.get("claim", 0.0)))
     rows.append(("collect (snapshot, parametrise)", s["collection_end"] - s["first_collector"]))
     rows.append(("run the checks", s.get("run_end", s["collection_end"]) - s.get("run_start", s["collection_end"])))
     rows.append(("reports (sessionfinish)", s["unconfigure"] - s.get("run_end", s["collection_end"])))
@@ -444,11 +461,34 @@ def breakdown(run: dict) -> list[tuple[str, float]]:
     return rows
 
 
-def median_breakdown(runs: list[dict]) -> list[tuple[str, float]]:
-    tables = [breakdown(r) for r in runs if r.get("stamps")]
+def median_breakdown(runs: list[dict]) -> dict[str, float]:
+    tables = [dict(breakdown(r)) for r in runs if r.get("stamps")]
     if not tables:
-        return []
-    return [(name, statistics.median(t[i][1] for t in tables)) for i, (name, _) in enumerate(tables[0])]
+        return {}
+    return {name: statistics.median(t.get(name, 0.0) for t in tables) for name in tables[0]}
+
+
+def start_spares(checkout: Path, folder: Path) -> None:
+    env = dict(os.environ, KUBEPROOF_SPARES=str(folder), PYTHONPATH=str(checkout))
+    subprocess.run([sys.executable, "-m", "kubeproof.controlplane", "spares", "start"], cwd=checkout, env=env,
+                   check=True, capture_output=True)
+
+
+def stop_spares(checkout: Path, folder: Path) -> None:
+    env = dict(os.environ, KUBEPROOF_SPARES=str(folder), PYTHONPATH=str(checkout))
+    subprocess.run([sys.executable, "-m", "kubeproof.controlplane", "spares", "stop"], cwd=checkout, env=env,
+                   capture_output=True)
+
+
+def wait_for_spare(folder: Path, limit: float = 90.0) -> None:
+    """Waits until the supervisor has a spare ready: the warm figure is for a gate that starts after its
+    spare (as in a CI job that starts the supervisor first), not for one that waits for a start."""
+    deadline = time.monotonic() + limit
+    while time.monotonic() < deadline:
+        if any(folder.glob("*/ready")):
+            return
+        time.sleep(0.2)
+    raise SystemExit(f"manifests_gate: no warm spare ready in {folder} after {limit:.0f} s; see {folder}/supervisor.log")
 
 
 def wait_for_quiet(limit: float = 60.0) -> float:
@@ -459,20 +499,33 @@ def wait_for_quiet(limit: float = 60.0) -> float:
     return os.getloadavg()[0]
 
 
-def markdown(command: str, sets: list[dict], breakdown_rows: list[tuple[str, float]], machine: str) -> str:
+def _wall(run: dict) -> str:
+    return f"{run['wall']:.1f} s" if run.get("wall") else "-"
+
+
+def _ratio(run: dict, checkov: dict) -> str:
+    return f"{run['wall'] / checkov['wall']:.2f}x" if run.get("wall") and checkov.get("wall") else "-"
+
+
+def markdown(command: str, sets: list[dict], breakdowns: dict[str, dict[str, float]], machine: str) -> str:
     lines = [BEGIN, "", f"Measured {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())} with `{command}`.", "",
              machine, "",
-             "| set | kind | files | documents | kubeproof wall | checkov wall | kubeproof / checkov | kubeproof exit | checkov exit |",
-             "| --- | --- | --- | --- | --- | --- | --- | --- | --- |"]
+             "| set | kind | files | documents | kubeproof, cold | kubeproof, warm spare | checkov | cold / checkov "
+             "| warm / checkov | exit: cold, warm, checkov |",
+             "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |"]
     for s in sets:
-        k, c = s["kubeproof"], s["checkov"]
-        ratio = f"{k['wall'] / c['wall']:.2f}x" if k.get("wall") and c.get("wall") else "-"
-        lines.append(f"| {s['name']} | {s['kind']} | {s['files']} | {k.get('documents', '-')} | {k['wall']:.1f} s | "
-                     f"{c['wall']:.1f} s | {ratio} | {k['exit']} | {c['exit']} |")
-    if breakdown_rows:
+        k, w, c = s["kubeproof"], s["warm"], s["checkov"]
+        lines.append(f"| {s['name']} | {s['kind']} | {s['files']} | {k.get('documents', '-')} | {_wall(k)} | {_wall(w)} | "
+                     f"{_wall(c)} | {_ratio(k, c)} | {_ratio(w, c)} | {k['exit']}, {w['exit']}, {c['exit']} |")
+    if breakdowns:
+        names = list(dict.fromkeys(n for table in breakdowns.values() for n in table))
+        columns = list(breakdowns)
         lines += ["", "Where kubeproof's time goes on `small` (median of the runs, seconds):", "",
-                  "| step | seconds |", "| --- | --- |"]
-        lines += [f"| {name} | {seconds:.2f} |" for name, seconds in breakdown_rows if seconds >= 0.005]
+                  "| step | " + " | ".join(columns) + " |", "| --- |" + " --- |" * len(columns)]
+        for name in names:
+            figures = [breakdowns[c].get(name, 0.0) for c in columns]
+            if max(figures) >= 0.005:
+                lines.append(f"| {name} | " + " | ".join(f"{f:.2f}" for f in figures) + " |")
     lines += ["", END]
     return "\n".join(lines)
 
@@ -496,38 +549,56 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--json", type=Path, help="also write every run's raw figures here")
     parser.add_argument("--quiet-wait", type=float, default=60.0,
                         help="seconds to wait, before each run, for the load average to drop under the core count")
+    parser.add_argument("--no-spares", action="store_true", help="time cold starts only (no warm-spare runs)")
     args = parser.parse_args(argv)
     names = args.sets.split(",") if args.sets else None
     scratch = Path(tempfile.mkdtemp(prefix="kubeproof-gate-"))
+    spares = None if args.no_spares or not (args.checkout / "kubeproof" / "controlplane" / "spares.py").exists() \
+        else scratch / "spares"
+    none = {"wall": 0.0, "exit": "-"}
     try:
         sets = gather_sets(names, scratch)
         # One untimed run first: fills the control plane's caches (binaries, etcd template) like any
         # earlier run on this machine would have.
         run_kubeproof(args.checkout, sets[0], scratch)
+        if spares:
+            start_spares(args.checkout, spares)
         loads = []
         for config_set in sets:
             config_set["files"] = count_files(Path(config_set["folder"]))
-            k_runs, c_runs = [], []
+            k_runs, w_runs, c_runs = [], [], []
             for _ in range(args.runs):
                 loads.append(wait_for_quiet(args.quiet_wait))
                 k_runs.append(run_kubeproof(args.checkout, config_set, scratch))
                 if not args.no_checkov:
                     loads.append(wait_for_quiet(args.quiet_wait))
                     c_runs.append(run_checkov(config_set))
-            pick = lambda runs: sorted(runs, key=lambda r: r["wall"])[len(runs) // 2] if runs else {"wall": 0.0, "exit": "-"}  # noqa: E731
-            config_set["kubeproof"], config_set["checkov"] = pick(k_runs), pick(c_runs)
-            config_set["runs"] = {"kubeproof": k_runs, "checkov": c_runs}
-            k, c = config_set["kubeproof"], config_set["checkov"]
-            print(f"{config_set['name']}: kubeproof {k['wall']:.1f} s (exit {k['exit']}), checkov {c['wall']:.1f} s "
-                  f"(exit {c['exit']})", flush=True)
-            if k["exit"] not in (0, 1):
-                print(k["tail"], file=sys.stderr)
+                if spares:
+                    wait_for_spare(spares)
+                    loads.append(wait_for_quiet(args.quiet_wait))
+                    w_runs.append(run_kubeproof(args.checkout, config_set, scratch, spares))
+                    if not w_runs[-1].get("warm"):
+                        print(f"manifests_gate: {config_set['name']}: a warm run found no spare", file=sys.stderr)
+            pick = lambda runs: sorted(runs, key=lambda r: r["wall"])[len(runs) // 2] if runs else none  # noqa: E731
+            config_set["kubeproof"], config_set["warm"], config_set["checkov"] = pick(k_runs), pick(w_runs), pick(c_runs)
+            config_set["runs"] = {"kubeproof": k_runs, "warm": w_runs, "checkov": c_runs}
+            k, w, c = config_set["kubeproof"], config_set["warm"], config_set["checkov"]
+            print(f"{config_set['name']}: kubeproof cold {k['wall']:.1f} s (exit {k['exit']}), warm {w['wall']:.1f} s "
+                  f"(exit {w['exit']}), checkov {c['wall']:.1f} s (exit {c['exit']})", flush=True)
+            for run in (k, w):
+                if run["exit"] not in (0, 1, "-"):
+                    print(run["tail"], file=sys.stderr)
         small = next((s for s in sets if s["name"] == "small"), None)
-        rows = median_breakdown(small["runs"]["kubeproof"]) if small else []
+        breakdowns = {}
+        if small:
+            breakdowns["cold"] = median_breakdown(small["runs"]["kubeproof"])
+            if small["runs"]["warm"]:
+                breakdowns["warm spare"] = median_breakdown(small["runs"]["warm"])
         machine = (f"Machine: {os.cpu_count()} cores; 1-minute load average before the runs: "
-                   f"{min(loads):.1f} to {max(loads):.1f}; Checkov {CHECKOV_VERSION}.")
+                   f"{min(loads):.1f} to {max(loads):.1f}; Checkov {CHECKOV_VERSION}."
+                   + (" A spares supervisor ran throughout, its idle spare beside every run." if spares else ""))
         command = "python bench/manifests_gate.py " + " ".join(argv if argv is not None else sys.argv[1:])
-        text = markdown(command.strip(), sets, rows, machine)
+        text = markdown(command.strip(), sets, breakdowns, machine)
         if args.json:
             args.json.write_text(json.dumps([{k: (str(v) if isinstance(v, Path) else v) for k, v in s.items()} for s in sets],
                                             indent=1, default=str))
@@ -537,6 +608,8 @@ def main(argv: list[str] | None = None) -> int:
             write_section(text)
             print(text)
     finally:
+        if spares:
+            stop_spares(args.checkout, spares)
         shutil.rmtree(scratch, ignore_errors=True)
     return 0
 
