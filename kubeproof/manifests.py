@@ -47,6 +47,7 @@ class Document:
     namespace: str | None = None  # where an object that names no namespace goes (a Helm release's)
     outcome: str = "pending"  # applied | rejected
     answer: dict = field(default_factory=dict)
+    serves: list[tuple[str, str]] = field(default_factory=list)  # an applied CRD's (group/version, kind)
 
     @property
     def where(self) -> str:
@@ -321,6 +322,8 @@ def _apply_one(cluster, discovery: Discovery, document: Document) -> None:
         # Kubernetes' reading of the text names the object from now on; the rest of what it stored
         # (a Secret's data among it) stays in the cluster, where the suite reads it like any other.
         stored = answer["metadata"]
+        if body["kind"] == "CustomResourceDefinition" and body["apiVersion"] == "apiextensions.k8s.io/v1":
+            document.serves = _served(answer)
         document.body = {"apiVersion": answer.get("apiVersion"), "kind": answer.get("kind"),
                          "metadata": {k: stored[k] for k in ("name", "namespace", "uid") if k in stored}}
     elif body["kind"] == "Secret":
@@ -333,14 +336,28 @@ def _apply_one(cluster, discovery: Discovery, document: Document) -> None:
         _reject(document, status, str(message or answer))
 
 
+def _served(crd: dict) -> list[tuple[str, str]]:
+    spec = crd.get("spec") if isinstance(crd.get("spec"), dict) else {}
+    kind = (spec.get("names") or {}).get("kind")
+    return [(f"{spec.get('group')}/{version.get('name')}", kind) for version in spec.get("versions") or []
+            if isinstance(version, dict) and version.get("served")]
+
+
 def _wait_for_crds(cluster, crds: list[Document], timeout: float = 30.0) -> None:
-    deadline = time.monotonic() + timeout
+    """Until discovery lists each applied CRD's served kinds, which it does once the CRD is Established.
+    Discovery answers in a few hundred bytes; polling the CRDs themselves (up to a megabyte each) kept
+    the server serialising them while it was busy establishing them."""
+    wanted: dict[str, set[str]] = {}
     for document in crds:
-        name = document.body["metadata"]["name"]
+        for group_version, kind in document.serves:
+            wanted.setdefault(group_version, set()).add(kind)
+    deadline = time.monotonic() + timeout
+    for group_version, kinds in sorted(wanted.items()):
         while time.monotonic() < deadline:
-            status, crd = cluster.api_request("GET", f"/apis/apiextensions.k8s.io/v1/customresourcedefinitions/{name}")
-            conditions = ((crd.get("status") or {}).get("conditions") or []) if status == 200 else []
-            if any(c.get("type") == "Established" and c.get("status") == "True" for c in conditions):
+            status, listing = cluster.api_request("GET", f"/apis/{group_version}")
+            served = {r.get("kind") for r in (listing.get("resources") or []) if isinstance(r, dict)} \
+                if status == 200 and isinstance(listing, dict) else set()
+            if kinds <= served:
                 break
             time.sleep(0.05)
 

@@ -146,9 +146,7 @@ def _open_manifests(options: Options) -> Backend:
         # A warm spare is the same cluster, started before this run by `spares start`, and nobody's but ours.
         embedded = spares.claim()
         if embedded is None:
-            # No kubelets: a folder of manifests has no nodes to audit, and the embedded cluster's own
-            # would be judged in its place (node tests report that the cluster has no nodes).
-            embedded = EmbeddedCluster(profile=spares.PROFILE, node_count=0).start(settle=False)
+            embedded = EmbeddedCluster.for_manifests().start(settle=False)
     except (BuildError, ControlPlaneError) as error:
         raise ConfigError(f"the embedded cluster could not start: {error}") from None
     try:

@@ -150,6 +150,17 @@ class EmbeddedCluster(ClusterNodes):
     # Start etcd from a copy of the API server's stored bootstrap (ETCD_TEMPLATE_VERSION). False: an
     # empty etcd, which the API server fills itself (how the template is made).
     etcd_template: bool = True
+    # A throw-away cluster's API server may keep its garbage up to this much heap (GOMEMLIMIT, with
+    # GOGC off) instead of collecting as it goes; None: Go's defaults.
+    apiserver_memory_limit: str | None = None
+
+    @classmethod
+    def for_manifests(cls, **kwargs) -> EmbeddedCluster:
+        """The cluster a --manifests run applies a repository to, whether started for the run or as a
+        warm spare. No kubelets: a folder of manifests has no nodes to audit, and the cluster's own would
+        be judged in its place. Its API server collects no garbage below 1 GiB of heap: a large CRD
+        bundle then applies in 2.5 s instead of 3.5-3.9 s, and the cluster lives for one run."""
+        return cls(profile="hardened", node_count=0, apiserver_memory_limit="1GiB", **kwargs)
 
     def __post_init__(self) -> None:
         if self.settings is None:
@@ -374,7 +385,7 @@ class EmbeddedCluster(ClusterNodes):
         self.nobody_client = pki.issue("nobody", NOBODY_USER, client=True)
         self.service_account = pki.service_account_keys()
 
-    def _spawn(self, name: str, argv: list[str], preexec=None) -> None:
+    def _spawn(self, name: str, argv: list[str], preexec=None, env: dict[str, str] | None = None) -> None:
         log = self.workdir / f"{name}.log"
 
         def before_exec() -> None:
@@ -386,6 +397,7 @@ class EmbeddedCluster(ClusterNodes):
             popen = subprocess.Popen(
                 argv, stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
                 start_new_session=True, preexec_fn=before_exec, close_fds=True,
+                env={**os.environ, **env} if env else None,
             )
         self.processes.append(_Process(name, popen, log))
 
@@ -523,7 +535,8 @@ class EmbeddedCluster(ClusterNodes):
                 "audit-log-maxsize": "100",
             })
         self.apiserver_flags = flags
-        self._spawn("kube-apiserver", [str(self.binaries.apiserver)] + [f"--{k}={v}" for k, v in flags.items()])
+        heap = {"GOGC": "off", "GOMEMLIMIT": self.apiserver_memory_limit} if self.apiserver_memory_limit else None
+        self._spawn("kube-apiserver", [str(self.binaries.apiserver)] + [f"--{k}={v}" for k, v in flags.items()], env=heap)
 
     def _write_kubeconfig(self, path: Path, user: str, pair: KeyPair, context: str = "local") -> Path:
         config = {

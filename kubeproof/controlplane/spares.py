@@ -2,7 +2,7 @@
 
 A `--manifests` run spends most of its time waiting for a fresh API server and its controllers. A
 supervisor (`python -m kubeproof.controlplane spares start`) keeps one cluster, started exactly as the
-gate starts its own (hardened, no nodes), ready in the cache; a run claims it, applies the repository to
+gate starts its own (EmbeddedCluster.for_manifests), ready in the cache; a run claims it, applies the repository to
 it, audits it, and lets it go. A claimed spare is never handed out again: the supervisor kills it once
 its claimant is gone and starts a new one, so every run still gets a cluster nobody else has written to.
 
@@ -32,7 +32,6 @@ from kubeproof.controlplane import embedded
 from kubeproof.controlplane.build import Binaries, cache_root, ensure_built, pinned
 from kubeproof.controlplane.embedded import ControlPlaneError, EmbeddedCluster
 
-PROFILE = "hardened"
 SPARES_ENV = "KUBEPROOF_SPARES"
 SUPERVISOR_LOCK = "supervisor.lock"
 SUPERVISOR_STATE = "supervisor.json"
@@ -54,7 +53,7 @@ def disabled() -> bool:
 
 def spare_key(binaries: Binaries) -> str:
     """The binaries and the code that starts a cluster: a spare made by other code is not taken."""
-    digest = hashlib.sha256(f"{binaries.folder.name}\0{PROFILE}\0{embedded.ETCD_TEMPLATE_VERSION}".encode())
+    digest = hashlib.sha256(f"{binaries.folder.name}\0{embedded.ETCD_TEMPLATE_VERSION}".encode())
     for source in sorted(Path(embedded.__file__).parent.glob("*.py")):
         digest.update(source.name.encode() + b"\0" + source.read_bytes())
     return digest.hexdigest()[:16]
@@ -198,7 +197,7 @@ class Supervisor:
         folder.mkdir(mode=0o700)
         (folder / "key").write_text(self.key)
         (folder / "starting").touch()
-        cluster = EmbeddedCluster(profile=PROFILE, node_count=0, workdir=folder, binaries=binaries)
+        cluster = EmbeddedCluster.for_manifests(workdir=folder, binaries=binaries)
         cluster._owns_workdir = True  # ended by killing, its folder removed
         self.spares[folder] = cluster
         began = time.time()
