@@ -136,7 +136,10 @@ class LocalBackend(Backend):
     def __init__(self, cluster, name: str = "local"):
         self.name = name
         self.cluster = cluster
-        self.http = KubeHttp.from_kubeconfig(str(cluster.suite_kubeconfig), "local")
+        # The suite's own identity, from the files it wrote: the kubernetes client's kubeconfig loader
+        # (a quarter of a second to import) would only read the same three paths back.
+        self.http = KubeHttp(cluster.server, str(cluster.ca.cert), str(cluster.suite_client.cert),
+                             str(cluster.suite_client.key))
         self.etcd = EtcdReader(EtcdAccess(
             cluster.etcd_endpoint, str(cluster.etcd_ca.cert), str(cluster.etcd_client.cert), str(cluster.etcd_client.key)
         ))
