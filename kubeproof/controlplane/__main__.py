@@ -26,7 +26,7 @@ def main(argv: list[str] | None = None) -> int:
     spare = commands.add_parser("spares", help="a supervisor that keeps a cluster ready for the next --manifests run")
     spare.add_argument("action", choices=("start", "stop", "status", "serve"),
                        help="start or stop the supervisor in the background; serve: run it in the foreground")
-    spare.add_argument("--count", type=int, default=1, help="spares kept ready (each holds about 400 MB)")
+    spare.add_argument("--count", type=int, default=1, help="spares kept ready (each holds about 700 MB of memory)")
     spare.add_argument("--idle", type=float, default=spares.IDLE_SECONDS,
                        help="seconds without a claim after which the supervisor ends itself and its spares")
     args = parser.parse_args(argv)
