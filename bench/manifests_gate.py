@@ -10,7 +10,8 @@ services, RBAC, policies); `config-repo`, examples/config-repo; and every set of
 venv under ~/.cache/kubeproof/bench/ and runs with the framework that matches the set (kubernetes,
 kustomize, helm), offline.
 
-kubeproof runs as a user runs it: `python -m pytest tests_cluster --manifests=DIR`, with this file
+kubeproof runs as a user runs it: `python -m pytest tests_cluster --manifests=DIR`, from a venv with its
+runtime dependencies only (user_python), with its bytecode cached, and with this file
 loaded as a pytest plugin (`-p manifests_gate`) that only times: it stamps pytest's phases and wraps
 the embedded cluster's start steps, manifests.apply and the cluster's stop, without changing them.
 `--checkout DIR` runs another checkout's kubeproof (an older commit, for before/after figures)."""
@@ -19,6 +20,7 @@ from __future__ import annotations
 
 import argparse
 import functools
+import hashlib
 import json
 import os
 import shutil
@@ -342,6 +344,22 @@ def count_files(folder: Path) -> int:
 
 
 # -- the runs --------------------------------------------------------------------------------------------
+def user_python(checkout: Path) -> str:
+    """A venv holding kubeproof and its runtime dependencies only, as `pip install kubeproof` leaves a
+    user's (the checkout's own venv also holds the test extra, whose hypothesis plugin pytest loads at
+    every start). Made once per pyproject.toml under the bench cache, beside Checkov's."""
+    digest = hashlib.sha256((checkout / "pyproject.toml").read_bytes()).hexdigest()[:12]
+    venv = CACHE / f"kubeproof-venv-{digest}"
+    python = venv / "bin" / "python"
+    if not (venv / "installed").exists():
+        shutil.rmtree(venv, ignore_errors=True)
+        base = Path(sys.base_prefix) / "bin" / f"python{sys.version_info.major}.{sys.version_info.minor}"
+        subprocess.run([str(base), "-m", "venv", str(venv)], check=True)
+        subprocess.run([str(python), "-m", "pip", "install", "-q", "-e", str(checkout)], check=True)
+        (venv / "installed").touch()
+    return str(python)
+
+
 def run_kubeproof(checkout: Path, config_set: dict, scratch: Path, spares: Path | None = None) -> dict:
     """One run; with `spares`, the folder of a running spares supervisor whose spare it claims."""
     times = scratch / f"times-{time.monotonic_ns()}.json"
@@ -351,7 +369,7 @@ def run_kubeproof(checkout: Path, config_set: dict, scratch: Path, spares: Path 
     # pip installs Checkov with every module compiled; kubeproof's (and pytest's rewritten test modules)
     # are compiled by its first run, as on any machine that does not forbid writing bytecode.
     env.pop("PYTHONDONTWRITEBYTECODE", None)
-    command = [sys.executable, "-m", "pytest", "tests_cluster", "-q", "-p", "no:cacheprovider", "-p", "manifests_gate",
+    command = [user_python(checkout), "-m", "pytest", "tests_cluster", "-q", "-p", "no:cacheprovider", "-p", "manifests_gate",
                f"--report-dir={reports}", f"--manifests={config_set['folder']}"]
     if config_set["values"]:
         command.append(f"--helm-values={config_set['values']}")
