@@ -80,13 +80,16 @@ def claim(wait: float = WAIT_FOR_STARTING) -> EmbeddedCluster | None:
     if disabled():
         return None
     root = spares_root()
-    if not root.is_dir():
+    try:
+        binaries = pinned()
+        if not root.is_dir() or not binaries.all_present():
+            return None
+        return _claim(root, spare_key(binaries), time.monotonic() + wait)
+    except OSError:  # an unreadable spares folder: the run starts its own cluster
         return None
-    binaries = pinned()
-    if not binaries.all_present():
-        return None
-    key = spare_key(binaries)
-    deadline = time.monotonic() + wait
+
+
+def _claim(root: Path, key: str, deadline: float) -> EmbeddedCluster | None:
     while True:
         starting = False
         for folder in sorted(p for p in root.iterdir() if p.is_dir()):
@@ -133,11 +136,11 @@ def _take(folder: Path) -> EmbeddedCluster | None:
         # A spare whose supervisor died went with it (parent-death signal): its folder is all that is left.
         if cluster.api_request("GET", "/readyz")[0] != 200:
             raise ControlPlaneError("not ready")
-    except (ControlPlaneError, OSError):
+        cluster.spare = json.loads((folder / "ready-at").read_text())
+    except (ControlPlaneError, OSError, ValueError):
         lease.close()
         return None
     cluster.lease = lease
-    cluster.spare = json.loads((folder / "ready-at").read_text())
     return cluster
 
 
@@ -154,10 +157,17 @@ class Supervisor:
         self.root.mkdir(parents=True, exist_ok=True)
         self.root.chmod(0o700)
         lock = open(self.root / SUPERVISOR_LOCK, "a")
-        try:
-            fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
+        # A probe (_supervisor_alive) holds the lock for an instant: only a lock held for a second
+        # means another supervisor.
+        for _ in range(20):
+            try:
+                fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                break
+            except BlockingIOError:
+                time.sleep(POLL_SECONDS)
+        else:
             print(f"kubeproof spares: a supervisor already runs for {self.root}", file=sys.stderr)
+            lock.close()
             return 0
         signal.signal(signal.SIGTERM, lambda *_: setattr(self, "stopping", True))
         signal.signal(signal.SIGINT, lambda *_: setattr(self, "stopping", True))
@@ -165,11 +175,12 @@ class Supervisor:
         for folder in self.root.iterdir():
             if folder.is_dir():
                 shutil.rmtree(folder, ignore_errors=True)
-        binaries = ensure_built()
-        self.key = spare_key(binaries)
+        # The state first: on a machine that has yet to build the binaries, that takes minutes.
+        self.key = spare_key(pinned())
         (self.root / SUPERVISOR_STATE).write_text(json.dumps({
             "pid": os.getpid(), "key": self.key, "count": self.count, "idle_seconds": self.idle,
             "started": time.time()}))
+        binaries = ensure_built()
         last_used = time.monotonic()
         try:
             while not self.stopping:
