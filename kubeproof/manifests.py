@@ -362,9 +362,9 @@ def _served(crd: dict) -> list[tuple[str, str]]:
 
 
 def _wait_for_crds(cluster, crds: list[Document], timeout: float = 30.0) -> None:
-    """Until discovery lists each applied CRD's served kinds, which it does once the CRD is Established.
-    Discovery answers in a few hundred bytes; polling the CRDs themselves (up to a megabyte each) kept
-    the server serialising them while it was busy establishing them."""
+    """Until discovery lists each applied CRD's served kinds. It does so once the CRD is Established,
+    and discovery is what places the documents after the CRDs. A discovery answer is a few hundred
+    bytes, where each poll of a CRD itself returned up to a megabyte."""
     wanted: dict[str, set[str]] = {}
     for document in crds:
         for group_version, kind in document.serves:
