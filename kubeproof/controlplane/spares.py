@@ -76,7 +76,7 @@ def _supervisor_alive(root: Path) -> dict | None:
 
 def claim(wait: float = WAIT_FOR_STARTING) -> EmbeddedCluster | None:
     """A settled spare of this code's key, now this process's alone; None when there is none (the caller
-    starts its own cluster). Waits up to `wait` seconds for one the supervisor is starting."""
+    starts its own cluster). Waits up to `wait` seconds while the supervisor is making one it can have."""
     if disabled():
         return None
     root = spares_root()
@@ -91,32 +91,38 @@ def claim(wait: float = WAIT_FOR_STARTING) -> EmbeddedCluster | None:
 
 def _claim(root: Path, key: str, deadline: float) -> EmbeddedCluster | None:
     while True:
-        starting = False
+        held = 0
         for folder in sorted(p for p in root.iterdir() if p.is_dir()):
             try:
                 if (folder / "key").read_text() != key:
                     continue
             except OSError:
                 continue
-            starting = starting or (folder / "starting").exists() or _let_go(folder)
             cluster = _take(folder)
             if cluster is not None:
                 return cluster
-        if not starting or time.monotonic() > deadline or _supervisor_alive(root) is None:
+            held += _held(folder)
+        # Waiting pays only while the supervisor is making one this run can have: it ends a let-go
+        # spare and then starts the next, so for an instant there may be no folder at all.
+        supervisor = _supervisor_alive(root)
+        if supervisor is None or supervisor.get("key") != key or held >= supervisor.get("count", 1) \
+                or time.monotonic() > deadline:
             return None
         time.sleep(POLL_SECONDS)
 
 
-def _let_go(folder: Path) -> bool:
-    """A claimed spare whose run has ended: the supervisor is about to replace it."""
+def _held(folder: Path) -> bool:
+    """A claimed spare whose run still holds it."""
     if not (folder / "claimed").exists():
         return False
     try:
         with open(folder / "lease", "a") as lease:
             fcntl.flock(lease, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        return True
     except OSError:
         return False
-    return True
+    return False
 
 
 def _take(folder: Path) -> EmbeddedCluster | None:
