@@ -162,8 +162,9 @@ def render(chart: str | Path, values: list[str | Path] | tuple = (), namespace: 
         except subprocess.TimeoutExpired:
             raise HelmError(f"{chart}: helm template did not finish in {RENDER_TIMEOUT} s") from None
         if done.returncode != 0:
-            message = done.stderr.replace(str(copy), str(chart)).strip()[-800:]
-            raise HelmError(f"{chart}: helm could not render the chart: {message}")
+            message = withhold_values(done.stderr.replace(str(copy), str(chart)),
+                                      [Path(v) for v in values] + sorted(chart.rglob("values.yaml")))
+            raise HelmError(f"{chart}: helm could not render the chart: {message.strip()[-800:]}")
         return layout.documents(done.stdout, namespace)
 
 
@@ -175,6 +176,47 @@ def _kubernetes_version() -> str:
         return pinned().kubernetes_version
     except (BuildError, OSError) as error:
         raise HelmError(f"cannot tell which Kubernetes version to render charts for: {error}") from None
+
+
+WITHHELD = "<a value, withheld>"
+_VALUE_LINE = re.compile(r"^\s*(?:-\s+)?(?:[^#:\s][^:]*:\s+)?(?P<value>[^#\s].*?)\s*(?:\s#.*)?$")
+
+
+def withhold_values(message: str, files: list[Path]) -> str:
+    """helm's message with every value of these values files taken out. A chart's `fail` or
+    `required` may quote a value, and a values file may hold a password. Values are gathered both as
+    PyYAML reads each file and as text after `key:` or `-` on each line, so a value whose reading
+    differs between YAML readers is still found. Four characters or more: shorter ones (ports,
+    `true`) are no secret, and would take out the line numbers helm names."""
+    found: set[str] = set()
+    for path in files:
+        try:
+            text = path.read_text(errors="replace")
+        except OSError:
+            continue
+        for line in text.splitlines():
+            match = _VALUE_LINE.match(line)
+            if match:
+                found.add(match.group("value").strip("'\""))
+        try:
+            _scalars(yaml.safe_load(text), found)
+        except yaml.YAMLError:
+            pass
+    for value in sorted((v for v in found if len(v) >= 4), key=len, reverse=True):
+        message = message.replace(value, WITHHELD)
+    return message
+
+
+def _scalars(data, into: set[str]) -> None:
+    if isinstance(data, dict):
+        for value in data.values():
+            _scalars(value, into)
+    elif isinstance(data, list):
+        for value in data:
+            _scalars(value, into)
+    elif isinstance(data, str | int | float) and not isinstance(data, bool):
+        into.add(str(data))
+        into.update(line for line in str(data).splitlines() if line.strip())
 
 
 def _check_values(path: Path) -> None:

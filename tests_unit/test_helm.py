@@ -152,6 +152,27 @@ def test_a_template_helm_refuses_names_the_chart_and_helms_reason(tmp_path):
     assert "kubeproof-helm-" not in message
 
 
+def test_a_value_helm_quotes_in_its_refusal_is_withheld(tmp_path):
+    # A chart's own `fail` quotes what it refuses; here a token from a values file and a password
+    # from the chart's defaults. Neither may reach the error a user, a log or CI sees.
+    chart = tmp_path / "shop"
+    shutil.copytree(SHOP, chart)
+    with open(chart / "values.yaml", "a") as defaults:
+        defaults.write("\ndatabasePassword: 'chart-default-pw-31'\n")
+    (chart / "templates" / "refuse.yaml").write_text(
+        "kind: ConfigMap\n"
+        "{{ fail (printf \"token %s and password %s are refused\" .Values.token .Values.databasePassword) }}\n")
+    values = tmp_path / "prod.yaml"
+    values.write_text("token: kp-s3cr3t-9f2d\n")
+    with pytest.raises(helm.HelmError) as raised:
+        helm.render(chart, [values])
+    message = str(raised.value)
+    assert message.startswith(f"{chart}: helm could not render the chart")
+    assert "kp-s3cr3t-9f2d" not in message and "chart-default-pw-31" not in message
+    assert message.count(helm.WITHHELD) == 2 and "are refused" in message
+    assert "templates/refuse.yaml:2" in message
+
+
 def test_charts_are_rendered_for_the_embedded_clusters_kubernetes_version(tmp_path):
     chart = tmp_path / "probe"
     (chart / "templates").mkdir(parents=True)
