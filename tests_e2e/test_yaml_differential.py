@@ -105,9 +105,10 @@ def _kubectl_dry_run(cluster, namespace: str, texts: list[str]) -> dict[str, dic
                                "-f", "-"], input=stream, capture_output=True, text=True, timeout=120)
 
     done = run("---\n".join(texts))
-    if any(line and not line.startswith("Error from server") for line in done.stderr.splitlines()):
-        # kubectl's own reader refused a document (a duplicate key, say), which stops the whole
-        # stream: ask one document at a time.
+    if done.returncode != 0:
+        # A refusal anywhere leaves kubectl's -o json output empty for the whole stream (the server
+        # refusing one document, or kubectl's own reader refusing one, a duplicate key, say): ask one
+        # document at a time.
         outputs = [run(text) for text in texts]
     else:
         outputs = [done]
