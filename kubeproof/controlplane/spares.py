@@ -113,11 +113,14 @@ def _claim(root: Path, key: str, deadline: float) -> EmbeddedCluster | None:
 
 def _held(folder: Path) -> bool:
     """A claimed spare whose run still holds it."""
-    if not (folder / "claimed").exists():
-        return False
+    return (folder / "claimed").exists() and _locked(folder / "lease")
+
+
+def _locked(path: Path) -> bool:
+    """Whether another process holds a lock on `path` (a missing file holds none)."""
     try:
-        with open(folder / "lease", "a") as lease:
-            fcntl.flock(lease, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        with open(path, "a") as file:
+            fcntl.flock(file, fcntl.LOCK_EX | fcntl.LOCK_NB)
     except BlockingIOError:
         return True
     except OSError:
@@ -235,11 +238,8 @@ class Supervisor:
         ended = False
         for folder, cluster in list(self.spares.items()):
             if (folder / "claimed").exists():
-                with open(folder / "lease", "a") as lease:
-                    try:
-                        fcntl.flock(lease, fcntl.LOCK_EX | fcntl.LOCK_NB)
-                    except BlockingIOError:
-                        continue  # its run still holds it
+                if _locked(folder / "lease"):
+                    continue  # its run still holds it
                 self._end(folder)
                 ended = True
             elif not all(p.popen.poll() is None for p in cluster.processes):
